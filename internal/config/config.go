@@ -1,0 +1,488 @@
+// Package config reads the service configuration from the environment.
+//
+// Variable names and defaults are those of jambonz's Node.js sbc-sip-sidecar
+// (contract section 1) plus a few of our own (SIP_LISTEN, SIP_PUBLIC_ADDRESS,
+// WEBHOOK_TIMEOUT_MS ...). Every variable is parsed and validated at start-up
+// so a typo stops the process with one line naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MySQL holds one connection pool's settings.
+type MySQL struct {
+	Host            string
+	Port            int
+	User            string
+	Password        string
+	Database        string
+	ConnectionLimit int
+}
+
+// Enabled reports whether the pool is configured.
+func (m MySQL) Enabled() bool { return m.Host != "" }
+
+// Redis holds the Redis connection settings (plain, Sentinel or TLS).
+type Redis struct {
+	Host     string
+	Port     int
+	Username string
+	Password string
+
+	Sentinels          []string
+	SentinelMasterName string
+	SentinelUsername   string
+	SentinelPassword   string
+
+	TLS         bool
+	TLSCAFile   string
+	TLSKeyFile  string
+	TLSCertFile string
+}
+
+// Enabled reports whether Redis is configured.
+func (r Redis) Enabled() bool { return r.Host != "" || len(r.Sentinels) > 0 }
+
+// Drachtio holds the drachtio-server control connection settings.
+type Drachtio struct {
+	Host   string
+	Port   int
+	Secret string
+}
+
+// Enabled reports whether the drachtio front is selected.
+func (d Drachtio) Enabled() bool { return d.Host != "" }
+
+// Regbot holds the outbound registration settings.
+type Regbot struct {
+	DefaultExpires         int // seconds
+	MinExpires             int // seconds
+	FailureRetryInterval   time.Duration
+	FailureThreshold       int
+	RegisterResponseRemove []int
+	BatchSize              int
+	BatchSleep             time.Duration
+	ContactUseIP           bool
+	UserAgent              string
+	StartDelayMax          time.Duration
+	StatusInterval         time.Duration
+}
+
+// Stats holds the StatsD settings of the original (ENABLE_METRICS=1).
+type Stats struct {
+	Enabled    bool
+	Host       string
+	Port       int
+	Protocol   string
+	Prefix     string
+	Tags       string
+	SampleRate float64
+	Telegraf   bool
+}
+
+// Config is the whole service configuration.
+type Config struct {
+	LogLevel string
+
+	SIPListen        []Listen
+	SIPPublicAddress string
+
+	Drachtio   Drachtio
+	MySQL      MySQL
+	MySQLWrite MySQL
+	Redis      Redis
+
+	TimeSeriesHost string
+	ClusterID      string
+	Hosting        bool
+	NetworkCIDRs   []netip.Prefix
+
+	EncryptionSecret string
+	LegacyCrypto     bool
+
+	WebhookTimeout   time.Duration
+	HTTPUserAgent    string
+	ExpiresInterval  time.Duration
+	CheckExpires     time.Duration
+	SBCKeepAlive     time.Duration
+	DeadSBC          time.Duration
+	OptionsPingEvery time.Duration
+	OptionsPingTTL   time.Duration
+	OptionsRemove    []int
+	SocketPath       string
+	Regbot           Regbot
+	Stats            Stats
+}
+
+// Listen is one SIP listen address from SIP_LISTEN.
+type Listen struct {
+	Transport string // udp, tcp, tls, ws, wss
+	Host      string
+	Port      int
+}
+
+func (l Listen) String() string {
+	return l.Transport + ":" + netHostPort(l.Host, l.Port)
+}
+
+func netHostPort(host string, port int) string {
+	if strings.Contains(host, ":") {
+		return "[" + host + "]:" + strconv.Itoa(port)
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+// Getenv looks a variable up; os.LookupEnv fits.
+type Getenv func(name string) (string, bool)
+
+// DefaultListen is used when SIP_LISTEN is not set.
+const DefaultListen = "udp:0.0.0.0:5060,tcp:0.0.0.0:5060"
+
+// Load parses and validates the configuration. The error names the variable.
+func Load(getenv Getenv) (*Config, error) {
+	r := &reader{getenv: getenv}
+	c := &Config{}
+
+	c.LogLevel = r.oneOf("JAMBONES_LOGLEVEL", "info", "debug", "info", "warn", "error")
+	c.SIPListen = r.listen("SIP_LISTEN", DefaultListen)
+	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
+
+	c.Drachtio = Drachtio{
+		Host:   r.str("DRACHTIO_HOST", ""),
+		Port:   r.port("DRACHTIO_PORT", 9022),
+		Secret: r.str("DRACHTIO_SECRET", ""),
+	}
+	if c.Drachtio.Host != "" && c.Drachtio.Secret == "" {
+		r.fail("DRACHTIO_SECRET", "is required when DRACHTIO_HOST is set")
+	}
+
+	c.MySQL = MySQL{
+		Host:            r.str("JAMBONES_MYSQL_HOST", ""),
+		Port:            r.port("JAMBONES_MYSQL_PORT", 3306),
+		User:            r.str("JAMBONES_MYSQL_USER", ""),
+		Password:        r.str("JAMBONES_MYSQL_PASSWORD", ""),
+		Database:        r.str("JAMBONES_MYSQL_DATABASE", ""),
+		ConnectionLimit: r.positive("JAMBONES_MYSQL_CONNECTION_LIMIT", 10),
+	}
+	if c.MySQL.Host != "" {
+		r.require("JAMBONES_MYSQL_USER", c.MySQL.User, "JAMBONES_MYSQL_HOST")
+		r.require("JAMBONES_MYSQL_DATABASE", c.MySQL.Database, "JAMBONES_MYSQL_HOST")
+	}
+	c.MySQLWrite = MySQL{
+		Host:            r.str("JAMBONES_MYSQL_WRITE_HOST", ""),
+		Port:            r.port("JAMBONES_MYSQL_WRITE_PORT", 3306),
+		User:            r.str("JAMBONES_MYSQL_WRITE_USER", ""),
+		Password:        r.str("JAMBONES_MYSQL_WRITE_PASSWORD", ""),
+		Database:        r.str("JAMBONES_MYSQL_WRITE_DATABASE", ""),
+		ConnectionLimit: c.MySQL.ConnectionLimit,
+	}
+	// The original uses the write pool only when all of its variables are set.
+	if c.MySQLWrite.Host == "" || c.MySQLWrite.User == "" || c.MySQLWrite.Password == "" || c.MySQLWrite.Database == "" {
+		c.MySQLWrite = MySQL{}
+	}
+
+	c.Redis = Redis{
+		Host:               r.str("JAMBONES_REDIS_HOST", ""),
+		Port:               r.port("JAMBONES_REDIS_PORT", 6379),
+		Username:           r.str("JAMBONES_REDIS_USERNAME", ""),
+		Password:           r.str("JAMBONES_REDIS_PASSWORD", ""),
+		Sentinels:          r.hostPorts("JAMBONES_REDIS_SENTINELS"),
+		SentinelMasterName: r.str("JAMBONES_REDIS_SENTINEL_MASTER_NAME", ""),
+		SentinelUsername:   r.str("JAMBONES_REDIS_SENTINEL_USERNAME", ""),
+		SentinelPassword:   r.str("JAMBONES_REDIS_SENTINEL_PASSWORD", ""),
+		TLS:                r.boolean("ENABLE_JAMBONES_REDIS_TLS"),
+		TLSCAFile:          r.str("JAMBONES_REDIS_TLS_CA_FILE", ""),
+		TLSKeyFile:         r.str("JAMBONES_REDIS_TLS_KEY_FILE", ""),
+		TLSCertFile:        r.str("JAMBONES_REDIS_TLS_CERT_FILE", ""),
+	}
+	if len(c.Redis.Sentinels) > 0 && c.Redis.SentinelMasterName == "" {
+		r.fail("JAMBONES_REDIS_SENTINEL_MASTER_NAME", "is required when JAMBONES_REDIS_SENTINELS is set")
+	}
+
+	c.TimeSeriesHost = r.str("JAMBONES_TIME_SERIES_HOST", "")
+	c.ClusterID = r.str("JAMBONES_CLUSTER_ID", "default")
+	c.Hosting = r.boolean("JAMBONES_HOSTING")
+	c.NetworkCIDRs = r.cidrs("JAMBONES_NETWORK_CIDR", "192.168.0.0/24,172.16.0.0/16,10.0.0.0/8")
+
+	c.EncryptionSecret = r.str("ENCRYPTION_SECRET", "")
+	if c.EncryptionSecret == "" {
+		c.EncryptionSecret = r.str("JWT_SECRET", "")
+	}
+	c.LegacyCrypto = r.boolean("LEGACY_CRYPTO")
+
+	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 5000)
+	c.HTTPUserAgent = r.str("JAMBONES_HTTP_USER_AGENT_HEADER", "")
+	c.ExpiresInterval = r.millis("EXPIRES_INTERVAL", 60000)
+	c.CheckExpires = r.millis("CHECK_EXPIRES_INTERVAL", 20000)
+	c.SBCKeepAlive = r.millis("SBC_PUBLIC_ADDRESS_KEEP_ALIVE_IN_MILISECOND", 900000)
+	c.DeadSBC = r.seconds("DEAD_SBC_IN_SECOND", 3600)
+	c.OptionsPingEvery = r.seconds("SEND_OPTIONS_PING_INTERVAL", 60)
+	c.OptionsPingTTL = r.seconds("OPTIONS_PING_TTL", 300)
+	c.OptionsRemove = r.codes("OPTIONS_RESPONSE_REMOVE")
+	c.SocketPath = r.str("SBC_SOCKET_PATH", "/tmp/sbc-sip-sidecar.sock")
+
+	c.Regbot = Regbot{
+		DefaultExpires:         r.positive("JAMBONES_REGBOT_DEFAULT_EXPIRES_INTERVAL", 3600),
+		MinExpires:             r.positive("JAMBONES_REGBOT_MIN_EXPIRES_INTERVAL", 30),
+		FailureRetryInterval:   r.seconds("JAMBONES_REGBOT_FAILURE_RETRY_INTERVAL", 300),
+		FailureThreshold:       r.positive("JAMBONES_REGBOT_REGISTER_FAILURE_THRESHOLD", 3),
+		RegisterResponseRemove: r.codes("REGISTER_RESPONSE_REMOVE"),
+		BatchSize:              r.positive("JAMBONES_REGBOT_BATCH_SIZE", 10),
+		BatchSleep:             r.millis("JAMBONES_REGBOT_BATCH_SLEEP_MS", 250),
+		ContactUseIP:           r.boolean("JAMBONES_REGBOT_CONTACT_USE_IP"),
+		UserAgent:              r.str("JAMBONES_REGBOT_USER_AGENT", "Jambonz "+Version),
+		StartDelayMax:          r.millis("JAMBONES_REGBOT_START_DELAY_MAX_MS", 15000),
+		StatusInterval:         r.millis("JAMBONES_REGBOT_STATUS_INTERVAL_MS", 60000),
+	}
+
+	c.Stats = Stats{
+		Enabled:    r.str("ENABLE_METRICS", "") == "1",
+		Host:       r.str("STATS_HOST", "127.0.0.1"),
+		Port:       r.port("STATS_PORT", 8125),
+		Protocol:   r.oneOf("STATS_PROTOCOL", "udp", "udp", "tcp"),
+		Prefix:     r.str("STATS_PREFIX", ""),
+		Tags:       r.str("STATS_TAGS", ""),
+		SampleRate: r.fraction("STATS_SAMPLE_RATE", 1),
+		Telegraf:   r.boolean("STATS_TELEGRAF"),
+	}
+
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// Version is the service version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// reader parses variables and keeps the first error.
+type reader struct {
+	getenv Getenv
+	err    error
+}
+
+func (r *reader) fail(name, msg string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("config: %s %s", name, msg)
+	}
+}
+
+func (r *reader) raw(name string) (string, bool) {
+	v, ok := r.getenv(name)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+func (r *reader) str(name, def string) string {
+	if v, ok := r.raw(name); ok {
+		return v
+	}
+	return def
+}
+
+func (r *reader) require(name, value, because string) {
+	if value == "" {
+		r.fail(name, "is required when "+because+" is set")
+	}
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v, ok := r.raw(name)
+	if !ok {
+		return def
+	}
+	v = strings.ToLower(v)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, "|"), v))
+	return def
+}
+
+func (r *reader) integer(name string, def, min, max int) int {
+	v, ok := r.raw(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		r.fail(name, fmt.Sprintf("must be an integer between %d and %d, got %q", min, max, v))
+		return def
+	}
+	return n
+}
+
+func (r *reader) port(name string, def int) int     { return r.integer(name, def, 1, 65535) }
+func (r *reader) positive(name string, def int) int { return r.integer(name, def, 1, 1<<31-1) }
+
+func (r *reader) millis(name string, def int) time.Duration {
+	return time.Duration(r.integer(name, def, 1, 1<<31-1)) * time.Millisecond
+}
+
+func (r *reader) seconds(name string, def int) time.Duration {
+	return time.Duration(r.integer(name, def, 1, 1<<31-1)) * time.Second
+}
+
+func (r *reader) fraction(name string, def float64) float64 {
+	v, ok := r.raw(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 || f > 1 {
+		r.fail(name, fmt.Sprintf("must be a number in (0,1], got %q", v))
+		return def
+	}
+	return f
+}
+
+// boolean follows the original: any non-empty value other than 0/false is true.
+func (r *reader) boolean(name string) bool {
+	v, ok := r.raw(name)
+	if !ok {
+		return false
+	}
+	switch strings.ToLower(v) {
+	case "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
+
+func (r *reader) ip(name string) string {
+	v, ok := r.raw(name)
+	if !ok {
+		return ""
+	}
+	if _, err := netip.ParseAddr(v); err != nil {
+		r.fail(name, fmt.Sprintf("must be an IP address, got %q", v))
+		return ""
+	}
+	return v
+}
+
+func (r *reader) codes(name string) []int {
+	v, ok := r.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 100 || n > 699 {
+			r.fail(name, fmt.Sprintf("must be a comma-separated list of SIP status codes, got %q", s))
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func (r *reader) hostPorts(name string) []string {
+	v, ok := r.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		host, port, found := strings.Cut(s, ":")
+		if !found {
+			port = "26379"
+		}
+		if p, err := strconv.Atoi(port); host == "" || err != nil || p < 1 || p > 65535 {
+			r.fail(name, fmt.Sprintf("must be a comma-separated list of host:port, got %q", s))
+			return nil
+		}
+		out = append(out, host+":"+port)
+	}
+	return out
+}
+
+func (r *reader) cidrs(name, def string) []netip.Prefix {
+	v := r.str(name, def)
+	var out []netip.Prefix
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			r.fail(name, fmt.Sprintf("must be a comma-separated list of CIDRs, got %q", s))
+			return nil
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func (r *reader) listen(name, def string) []Listen {
+	v := r.str(name, def)
+	out, err := ParseListen(v)
+	if err != nil {
+		r.fail(name, err.Error())
+	}
+	return out
+}
+
+// ParseListen parses a comma-separated list of transport:host:port.
+func ParseListen(v string) ([]Listen, error) {
+	var out []Listen
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		transport, hostport, ok := strings.Cut(s, ":")
+		transport = strings.ToLower(transport)
+		switch transport {
+		case "udp", "tcp", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("has an unknown transport in %q (want udp|tcp|tls|ws|wss:host:port)", s)
+		}
+		i := strings.LastIndexByte(hostport, ':')
+		if !ok || i < 0 {
+			return nil, fmt.Errorf("entry %q must be transport:host:port", s)
+		}
+		host := strings.Trim(hostport[:i], "[]")
+		port, err := strconv.Atoi(hostport[i+1:])
+		if err != nil || port < 0 || port > 65535 {
+			return nil, fmt.Errorf("entry %q has a bad port", s)
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return nil, fmt.Errorf("entry %q must use an IP address as host", s)
+		}
+		out = append(out, Listen{Transport: transport, Host: host, Port: port})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("must list at least one transport:host:port")
+	}
+	return out, nil
+}
+
+// InNetwork reports whether ip is inside one of the private CIDRs.
+func (c *Config) InNetwork(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range c.NetworkCIDRs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

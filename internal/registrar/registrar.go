@@ -1,0 +1,286 @@
+// Package registrar answers inbound REGISTER requests.
+//
+// A request flows through a chain of small stages, in the order of the
+// original sbc-sip-sidecar (contract section 5):
+//
+//	rejectIPv4 -> parse -> cache -> account -> deviceLimit -> challenge -> authenticate -> bind
+//
+// Each stage either answers or passes the typed Registration on. The chain
+// knows nothing of how SIP arrived (sipfront) or where data lives: it consumes
+// the Store, Directory, Authenticator and Alerter interfaces declared here.
+package registrar
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+// NATExpires is the expires answered to UDP clients (NAT keepalive) and to
+// cached re-registers, in seconds.
+const NATExpires = 30
+
+// Binding is what the cluster knows of a registered device; its JSON is the
+// `user:<aor>` value other jambonz programs read (contract section 2).
+type Binding struct {
+	Contact                 string `json:"contact"`
+	SBCAddress              string `json:"sbcAddress"`
+	PrivateSBCAddress       string `json:"privateSbcAddress,omitempty"`
+	Protocol                string `json:"protocol"`
+	Proxy                   string `json:"proxy"`
+	CallHook                string `json:"callHook,omitempty"`
+	CallStatusHook          string `json:"callStatusHook,omitempty"`
+	AllowDirectAppCalling   bool   `json:"allow_direct_app_calling"`
+	AllowDirectQueueCalling bool   `json:"allow_direct_queue_calling"`
+	AllowDirectUserCalling  bool   `json:"allow_direct_user_calling"`
+	ExpiryTime              int64  `json:"expiryTime"` // ms since epoch
+}
+
+// Store keeps the bindings (Redis in a cluster).
+type Store interface {
+	// Binding returns the binding of aor, nil when there is none.
+	Binding(ctx context.Context, aor string) (*Binding, error)
+	// Bind stores b for aor for the given time (replacing any binding).
+	Bind(ctx context.Context, aor string, b Binding, ttl time.Duration) error
+	// Unbind removes the binding of aor.
+	Unbind(ctx context.Context, aor string) error
+	// CountRealm returns how many unexpired bindings the realm has.
+	CountRealm(ctx context.Context, realm string) (int, error)
+}
+
+// Account is the account owning a SIP realm.
+type Account struct {
+	SID                string
+	ServiceProviderSID string
+	Realm              string
+	Active             bool
+	WebhookSecret      string
+	DeviceToCallRatio  int
+	// Hook is the registration webhook; nil means the clients table.
+	Hook *Webhook
+}
+
+// Webhook is an account's registration hook.
+type Webhook struct {
+	URL      string
+	Method   string // GET or POST
+	Username string
+	Password string
+}
+
+// Capacities are an account's purchased quantities.
+type Capacities struct {
+	VoiceCallSessions int
+	Devices           int
+}
+
+// DeviceLimit is voice_call_session x device_to_call_ratio + device.
+func (c Capacities) DeviceLimit(ratio int) int { return c.VoiceCallSessions*ratio + c.Devices }
+
+// Client is a row of the clients table.
+type Client struct {
+	Username                string
+	Password                string // as stored: plain or encrypted JSON
+	Active                  bool
+	AllowDirectAppCalling   bool
+	AllowDirectQueueCalling bool
+	AllowDirectUserCalling  bool
+}
+
+// Directory looks accounts and clients up (MySQL in a cluster).
+type Directory interface {
+	// AccountByRealm returns the account whose sip_realm is realm, nil when none.
+	AccountByRealm(ctx context.Context, realm string) (*Account, error)
+	// Capacities returns the account's active subscription quantities.
+	Capacities(ctx context.Context, accountSID string) (Capacities, error)
+	// Client returns the client of the account with that username, nil when none.
+	Client(ctx context.Context, accountSID, username string) (*Client, error)
+}
+
+// AuthRequest is what an Authenticator checks.
+type AuthRequest struct {
+	Account  *Account
+	Creds    *digest.Credentials
+	Method   string
+	Expires  int
+	Source   netip.AddrPort
+	CallID   string
+	Headers  map[string]string // request headers, lower-case names
+	Register *Registration
+}
+
+// Grant is an Authenticator's verdict.
+type Grant struct {
+	// Status is the SIP status to answer when not 200 (webhook HTTP errors).
+	Status         int
+	OK             bool
+	Msg            string
+	Expires        int // 0: as requested
+	CallHook       string
+	CallStatusHook string
+	Blacklist      bool
+	Headers        map[string]string
+	// AllowDirect* override the client's flags when the webhook gives them.
+	AllowDirectAppCalling   *bool
+	AllowDirectQueueCalling *bool
+	AllowDirectUserCalling  *bool
+	// Client is set when the clients table was consulted.
+	Client *Client
+}
+
+// Authenticator checks digest credentials.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req AuthRequest) (Grant, error)
+}
+
+// Alerter records operator alerts; it must not block.
+type Alerter interface {
+	Alert(ctx context.Context, a alerts.Alert)
+}
+
+// Registration is the state of one REGISTER as it flows through the chain.
+type Registration struct {
+	Req *sipfront.Request
+
+	AoR   string // user@realm
+	User  string
+	Realm string
+
+	Contact       string // the Contact URI
+	ContactHeader string // the Contact header value as received
+	Expires       int    // requested, seconds
+	Unregister    bool
+
+	Account *Account
+	Creds   *digest.Credentials
+	Grant   Grant
+
+	// Cached is set when answered from a cached binding.
+	Cached bool
+	// existing is set when the AoR already has a binding (it may refresh
+	// even when the realm is at its device limit).
+	existing bool
+	// Log carries the request-scoped fields.
+	Log *slog.Logger
+}
+
+// Handler answers a registration.
+type Handler interface {
+	Handle(ctx context.Context, r *Registration) *sipfront.Response
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, r *Registration) *sipfront.Response
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, r *Registration) *sipfront.Response {
+	return f(ctx, r)
+}
+
+// Stage is one step of the chain: it answers, or calls next.
+type Stage interface {
+	Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response
+}
+
+// Chain composes stages in order in front of final.
+func Chain(final Handler, stages ...Stage) Handler {
+	h := final
+	for i := len(stages) - 1; i >= 0; i-- {
+		s, next := stages[i], h
+		h = HandlerFunc(func(ctx context.Context, r *Registration) *sipfront.Response {
+			return s.Serve(ctx, r, next)
+		})
+	}
+	return h
+}
+
+// Deps are the registrar's collaborators.
+type Deps struct {
+	Store     Store
+	Directory Directory
+	// Webhook authenticates accounts with a registration hook, Clients
+	// those without.
+	Webhook Authenticator
+	Clients Authenticator
+	Alerter Alerter
+	Log     *slog.Logger
+	// Hosting enables JAMBONES_HOSTING behaviour.
+	Hosting bool
+	// Now is the clock (tests).
+	Now func() time.Time
+	// Observe, when set, is told the outcome of every REGISTER (metrics).
+	Observe func(r *Registration, res *sipfront.Response, elapsed time.Duration)
+}
+
+// Registrar is the REGISTER handler for a SIP front.
+type Registrar struct {
+	chain Handler
+	deps  Deps
+}
+
+// New builds the registrar chain.
+func New(d Deps) *Registrar {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Alerter == nil {
+		d.Alerter = alerts.Discard{}
+	}
+	chain := Chain(bind{d},
+		rejectIPv4{},
+		parse{},
+		cache{d},
+		account{d},
+		deviceLimit{d},
+		challenge{},
+		authenticate{d},
+	)
+	return &Registrar{chain: chain, deps: d}
+}
+
+// ServeSIP implements sipfront.Handler.
+func (g *Registrar) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, req *sipfront.Request) {
+	start := g.deps.Now()
+	reg := &Registration{
+		Req: req,
+		Log: g.deps.Log.With("call_id", req.CallID(), "source", req.Source.String(), "transport", req.Transport),
+	}
+	res := g.run(ctx, reg)
+	if err := w.Respond(ctx, res); err != nil {
+		reg.Log.Warn("register: sending response failed", "status", res.Code, "err", err)
+	}
+	if g.deps.Observe != nil {
+		g.deps.Observe(reg, res, g.deps.Now().Sub(start))
+	}
+}
+
+func (g *Registrar) run(ctx context.Context, reg *Registration) (res *sipfront.Response) {
+	defer func() {
+		if p := recover(); p != nil {
+			reg.Log.Error("register: panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res = &sipfront.Response{Code: 500}
+		}
+	}()
+	res = g.chain.Handle(ctx, reg)
+	if res == nil {
+		reg.Log.Error("register: chain returned no answer")
+		res = &sipfront.Response{Code: 500}
+	}
+	return res
+}
+
+func reply(code int, headers ...sipfront.Header) *sipfront.Response {
+	return &sipfront.Response{Code: code, Headers: headers}
+}
+
+func xReason(text string) sipfront.Header { return sipfront.Header{Name: "X-Reason", Value: text} }

@@ -1,0 +1,421 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+// X-Reason texts of the original.
+const (
+	ReasonContactRequired = "Contact header is required for REGISTER requests"
+	ReasonInvalidAoR      = "Invalid address of record"
+	ReasonDeactivated     = "Account has been deactivated"
+	ReasonUnknownRealm    = "Unknown or invalid realm"
+	ReasonBadCredentials  = "Invalid credentials"
+	ReasonMaxDevices      = "Max Devices Registered"
+)
+
+// rejectIPv4 refuses REGISTERs whose Request-URI host is an IPv4 literal:
+// a SIP realm is required to find the account.
+type rejectIPv4 struct{}
+
+func (rejectIPv4) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	host := r.Req.Msg.Recipient.Host
+	if host == "" || isIPv4(host) {
+		r.Log.Info("register: rejecting, Request-URI host is not a realm", "ruri_host", host)
+		return reply(403)
+	}
+	return next.Handle(ctx, r)
+}
+
+func isIPv4(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is4()
+}
+
+// parse checks the mandatory headers and extracts Contact, expires and AoR.
+type parse struct{}
+
+// maxExpires bounds requested expires (RFC 3261 allows 2^32-1; Redis TTLs and
+// the ms expiryTime must not overflow).
+const maxExpires = 1<<31 - 1
+
+func (parse) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	msg := r.Req.Msg
+	for _, name := range []string{"From", "To", "Call-ID", "CSeq"} {
+		if msg.GetHeader(name) == nil {
+			r.Log.Info("register: missing header", "header", name)
+			return reply(400, xReason("Missing "+name+" header"))
+		}
+	}
+	contacts := msg.GetHeaders("Contact")
+	if len(contacts) == 0 {
+		r.Log.Info("register: no Contact header")
+		return reply(400, xReason(ReasonContactRequired))
+	}
+	contact, ok := contacts[0].(*sip.ContactHeader)
+	if !ok {
+		r.Log.Info("register: unparseable Contact header", "contact", clip(contacts[0].Value()))
+		return reply(400, xReason("Invalid Contact header"))
+	}
+	r.ContactHeader = contact.Value()
+
+	expires, ok, err := requestedExpires(msg, contact)
+	if err != nil || !ok {
+		r.Log.Info("register: no usable expires", "err", err)
+		return reply(400, xReason("Missing or invalid expires"))
+	}
+	r.Expires = expires
+	r.Unregister = expires == 0
+	if contact.Address.Wildcard {
+		if !r.Unregister || len(contacts) > 1 {
+			return reply(400, xReason("Contact * is only allowed alone with Expires: 0"))
+		}
+		r.Contact = "*"
+	} else {
+		r.Contact = contact.Address.String()
+	}
+
+	to := msg.To()
+	if to == nil || to.Address.User == "" || !validHost(to.Address.Host) {
+		r.Log.Info("register: invalid address of record", "to", clip(msg.GetHeader("To").Value()))
+		return reply(403, xReason(ReasonInvalidAoR))
+	}
+	r.User = to.Address.User
+	r.Realm = to.Address.Host
+	r.AoR = r.User + "@" + r.Realm
+	r.Log = r.Log.With("aor", r.AoR)
+	return next.Handle(ctx, r)
+}
+
+// requestedExpires reads the Contact expires parameter, else the Expires header.
+func requestedExpires(msg *sip.Request, contact *sip.ContactHeader) (int, bool, error) {
+	if v, ok := contact.Params.Get("expires"); ok {
+		n, err := parseExpires(v)
+		return n, err == nil, err
+	}
+	if h := msg.GetHeader("Expires"); h != nil {
+		n, err := parseExpires(h.Value())
+		return n, err == nil, err
+	}
+	return 0, false, nil
+}
+
+func parseExpires(v string) (int, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, errors.New("expires is not a non-negative integer")
+	}
+	if n > maxExpires {
+		n = maxExpires
+	}
+	return int(n), nil
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		a, err := netip.ParseAddr(h[1 : len(h)-1])
+		return err == nil && a.Is6()
+	}
+	return hostnameRE.MatchString(h)
+}
+
+func clip(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
+
+// cache answers a re-register from the same source without authentication
+// while the stored binding has more than NATExpires seconds left.
+type cache struct{ d Deps }
+
+func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	if r.Unregister {
+		return next.Handle(ctx, r)
+	}
+	b, err := c.d.Store.Binding(ctx, r.AoR)
+	if err != nil {
+		// Not fatal: the full path can still authenticate, and will fail
+		// at bind time if the store is really down.
+		r.Log.Warn("register: reading cached binding failed", "err", err)
+		return next.Handle(ctx, r)
+	}
+	if b == nil {
+		return next.Handle(ctx, r)
+	}
+	r.existing = true
+	if b.Proxy != proxyOf(r.Req.Source) {
+		return next.Handle(ctx, r)
+	}
+	if c.d.Now().Add(NATExpires*time.Second).UnixMilli() >= b.ExpiryTime {
+		r.Log.Debug("register: cached binding about to expire, authenticating")
+		return next.Handle(ctx, r)
+	}
+	r.Cached = true
+	r.Log.Debug("register: answered from cache")
+	return reply(200,
+		sipfront.Header{Name: "Contact", Value: withExpires(r.ContactHeader, NATExpires)},
+		sipfront.Header{Name: "Expires", Value: strconv.Itoa(NATExpires)})
+}
+
+func proxyOf(src netip.AddrPort) string { return "sip:" + src.String() }
+
+var expiresParamRE = regexp.MustCompile(`(?i)expires=\d+`)
+
+// withExpires rewrites (or adds) the expires parameter of a Contact value.
+func withExpires(contact string, expires int) string {
+	if expiresParamRE.MatchString(contact) {
+		return expiresParamRE.ReplaceAllString(contact, "expires="+strconv.Itoa(expires))
+	}
+	return contact + ";expires=" + strconv.Itoa(expires)
+}
+
+// account finds the account of the realm (with the parent-domain fallback)
+// and refuses deactivated or unknown ones.
+type account struct{ d Deps }
+
+func (a account) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	acct, err := LookupAccount(ctx, a.d.Directory, r.Realm)
+	if err != nil {
+		r.Log.Error("register: account lookup failed", "realm", r.Realm, "err", err)
+		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+	}
+	switch {
+	case acct != nil && !acct.Active:
+		r.Log.Info("register: account deactivated", "account_sid", acct.SID)
+		return reply(403, xReason(ReasonDeactivated))
+	case acct == nil && a.d.Hosting:
+		r.Log.Info("register: unknown realm", "realm", r.Realm)
+		return reply(403)
+	case acct == nil:
+		r.Log.Info("register: unknown realm", "realm", r.Realm)
+		return reply(403, xReason(ReasonUnknownRealm))
+	}
+	r.Account = acct
+	r.Log = r.Log.With("account_sid", acct.SID)
+	return next.Handle(ctx, r)
+}
+
+// LookupAccount finds the account of realm; when there is none and the realm
+// has more than two labels, it retries once with the first label removed
+// (sub.customer.example.com -> customer.example.com).
+func LookupAccount(ctx context.Context, dir Directory, realm string) (*Account, error) {
+	acct, err := dir.AccountByRealm(ctx, realm)
+	if err != nil || acct != nil {
+		return acct, err
+	}
+	labels := strings.Split(strings.TrimSuffix(realm, "."), ".")
+	if len(labels) > 2 {
+		return dir.AccountByRealm(ctx, strings.Join(labels[1:], "."))
+	}
+	return nil, nil
+}
+
+// deviceLimit enforces the account's device limit on the hosted platform.
+// A device already bound may always refresh; a new one is refused when the
+// realm already has as many bindings as the limit.
+type deviceLimit struct{ d Deps }
+
+func (l deviceLimit) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	if !l.d.Hosting || r.Unregister {
+		return next.Handle(ctx, r)
+	}
+	acct := r.Account
+	caps, err := l.d.Directory.Capacities(ctx, acct.SID)
+	if err != nil {
+		// As the original: a database we cannot reach does not block phones.
+		r.Log.Error("register: reading capacities failed, not enforcing the limit", "err", err)
+		return next.Handle(ctx, r)
+	}
+	limit := caps.DeviceLimit(acct.DeviceToCallRatio)
+	if limit <= 0 {
+		r.Log.Info("register: device calling not allowed for this account")
+		l.alert(ctx, acct, 0)
+		return &sipfront.Response{Code: 503, Reason: ReasonMaxDevices}
+	}
+	if r.existing {
+		return next.Handle(ctx, r)
+	}
+	count, err := l.d.Store.CountRealm(ctx, r.Realm)
+	if err != nil {
+		r.Log.Error("register: counting devices failed", "err", err)
+		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+	}
+	if count >= limit {
+		r.Log.Info("register: device limit reached", "devices", count, "limit", limit)
+		l.alert(ctx, acct, limit)
+		return &sipfront.Response{Code: 503, Reason: ReasonMaxDevices}
+	}
+	return next.Handle(ctx, r)
+}
+
+func (l deviceLimit) alert(ctx context.Context, acct *Account, limit int) {
+	l.d.Alerter.Alert(ctx, alerts.Alert{
+		Type:               alerts.AccountDeviceLimit,
+		AccountSID:         acct.SID,
+		ServiceProviderSID: acct.ServiceProviderSID,
+		Message:            "Device limit reached: " + strconv.Itoa(limit) + " registered devices allowed",
+		Detail:             strconv.Itoa(limit),
+	})
+}
+
+// challenge answers 401 to requests without credentials and parses them.
+type challenge struct{}
+
+func (challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	h := r.Req.Msg.GetHeader("Authorization")
+	if h == nil {
+		ch := digest.Challenge{Realm: r.Realm, Nonce: digest.NewNonce()}
+		return reply(401, sipfront.Header{Name: "WWW-Authenticate", Value: ch.String()})
+	}
+	creds, err := digest.ParseAuthorization(h.Value())
+	if err != nil {
+		r.Log.Info("register: bad Authorization header", "err", err)
+		return reply(400, xReason("Malformed Authorization header"))
+	}
+	r.Creds = creds
+	return next.Handle(ctx, r)
+}
+
+// authenticate checks the credentials through the account's webhook, or the
+// clients table when it has none.
+type authenticate struct{ d Deps }
+
+func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	auth, via := a.d.Clients, "clients"
+	if r.Account.Hook != nil && r.Account.Hook.URL != "" {
+		auth, via = a.d.Webhook, "webhook"
+	}
+	grant, err := auth.Authenticate(ctx, AuthRequest{
+		Account:  r.Account,
+		Creds:    r.Creds,
+		Method:   string(r.Req.Msg.Method),
+		Expires:  r.Expires,
+		Source:   r.Req.Source,
+		CallID:   r.Req.CallID(),
+		Headers:  lowerHeaders(r.Req.Msg),
+		Register: r,
+	})
+	if err != nil {
+		r.Log.Error("register: authentication failed to run", "via", via, "err", err)
+		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+	}
+	if grant.Status != 0 && grant.Status != 200 {
+		r.Log.Info("register: authentication error", "via", via, "status", grant.Status)
+		return reply(grant.Status)
+	}
+	if !grant.OK {
+		reason := ReasonBadCredentials
+		if grant.Blacklist {
+			reason = "detected potential spammer from " + r.Req.Source.Addr().String() + ":" + strconv.Itoa(int(r.Req.Source.Port()))
+		}
+		r.Log.Info("register: authentication refused", "via", via, "username", r.Creds.Username, "msg", grant.Msg)
+		res := reply(403, xReason(reason))
+		for k, v := range grant.Headers {
+			res.Headers = append(res.Headers, sipfront.Header{Name: k, Value: v})
+		}
+		return res
+	}
+	r.Grant = grant
+	return next.Handle(ctx, r)
+}
+
+// lowerHeaders gives the request headers as an object with lower-case names
+// (what drachtio-srf's req.headers holds and the webhook body carries).
+func lowerHeaders(msg *sip.Request) map[string]string {
+	out := map[string]string{}
+	for _, h := range msg.Headers() {
+		k := strings.ToLower(h.Name())
+		if prev, ok := out[k]; ok {
+			out[k] = prev + "," + h.Value()
+			continue
+		}
+		out[k] = h.Value()
+	}
+	return out
+}
+
+// bind stores (or removes) the binding and answers 200.
+type bind struct{ d Deps }
+
+func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
+	if r.Unregister {
+		if err := b.d.Store.Unbind(ctx, r.AoR); err != nil {
+			r.Log.Error("register: removing binding failed", "err", err)
+			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+		}
+		r.Log.Info("register: unregistered")
+		return reply(200,
+			sipfront.Header{Name: "Contact", Value: r.ContactHeader},
+			sipfront.Header{Name: "Expires", Value: "0"})
+	}
+
+	granted := r.Expires
+	if g := r.Grant.Expires; g > 0 && g < granted {
+		granted = g
+	}
+	client := r.Grant.Client
+	if client == nil {
+		c, err := b.d.Directory.Client(ctx, r.Account.SID, r.User)
+		if err != nil {
+			r.Log.Warn("register: client lookup failed, direct calling flags default to false", "err", err)
+		}
+		client = c
+	}
+	binding := Binding{
+		Contact:           r.Contact,
+		SBCAddress:        r.Req.SBCAddress,
+		PrivateSBCAddress: r.Req.PrivateSBCAddress,
+		Protocol:          r.Req.Transport,
+		Proxy:             proxyOf(r.Req.Source),
+		CallHook:          r.Grant.CallHook,
+		CallStatusHook:    r.Grant.CallStatusHook,
+		ExpiryTime:        b.d.Now().Add(time.Duration(granted) * time.Second).UnixMilli(),
+	}
+	if client != nil {
+		binding.AllowDirectAppCalling = client.AllowDirectAppCalling
+		binding.AllowDirectQueueCalling = client.AllowDirectQueueCalling
+		binding.AllowDirectUserCalling = client.AllowDirectUserCalling
+	}
+	override(&binding.AllowDirectAppCalling, r.Grant.AllowDirectAppCalling)
+	override(&binding.AllowDirectQueueCalling, r.Grant.AllowDirectQueueCalling)
+	override(&binding.AllowDirectUserCalling, r.Grant.AllowDirectUserCalling)
+	if err := b.d.Store.Bind(ctx, r.AoR, binding, time.Duration(granted)*time.Second); err != nil {
+		r.Log.Error("register: storing binding failed", "err", err)
+		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+	}
+	answered := granted
+	// Over UDP the device is probably behind a NAT: make it refresh often
+	// while Redis keeps the granted lifetime.
+	if r.Req.Transport == "udp" && answered > NATExpires {
+		answered = NATExpires
+	}
+	r.Log.Info("register: registered", "expires", granted, "answered_expires", answered)
+	return reply(200,
+		sipfront.Header{Name: "Contact", Value: withExpires(r.ContactHeader, answered)},
+		sipfront.Header{Name: "Expires", Value: strconv.Itoa(answered)})
+}
+
+func override(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}

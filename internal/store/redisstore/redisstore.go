@@ -1,0 +1,154 @@
+// Package redisstore keeps registrations in Redis in the format the rest of
+// a jambonz cluster reads: `user:<aor>` JSON with a TTL, and the
+// `active-user` sorted set (member user:<aor>, score = expiry in ms).
+//
+// It adds one structure of its own, a sorted set per realm
+// (`active-user-realm:<realm>`, same members and scores), so that counting a
+// realm's devices costs O(log N) instead of the original's ZSCAN of every
+// registered user.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+)
+
+// ActiveUsers is the cluster-wide sorted set of registered users.
+const ActiveUsers = "active-user"
+
+// UserKey returns the key of an AoR's binding.
+func UserKey(aor string) string { return "user:" + aor }
+
+// RealmKey returns the key of a realm's index.
+func RealmKey(realm string) string { return "active-user-realm:" + strings.ToLower(realm) }
+
+// Store is the Redis registration store.
+type Store struct {
+	rdb redis.UniversalClient
+	now func() time.Time
+}
+
+// New returns a store on rdb.
+func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, now: time.Now} }
+
+// Binding implements registrar.Store.
+func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
+	raw, err := s.rdb.Get(ctx, UserKey(aor)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: get %s: %w", UserKey(aor), err)
+	}
+	var b registrar.Binding
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", UserKey(aor), err)
+	}
+	return &b, nil
+}
+
+// Bind implements registrar.Store.
+func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
+	payload, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("redisstore: encoding binding: %w", err)
+	}
+	key := UserKey(aor)
+	member := redis.Z{Score: float64(b.ExpiryTime), Member: key}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, payload, ttl)
+		p.ZAdd(ctx, ActiveUsers, member)
+		p.ZAdd(ctx, RealmKey(realmOf(aor)), member)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: bind %s: %w", key, err)
+	}
+	return nil
+}
+
+// Unbind implements registrar.Store.
+func (s *Store) Unbind(ctx context.Context, aor string) error {
+	key := UserKey(aor)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.ZRem(ctx, ActiveUsers, key)
+		p.ZRem(ctx, RealmKey(realmOf(aor)), key)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
+	}
+	return nil
+}
+
+// CountRealm implements registrar.Store: expired members are pruned first.
+func (s *Store) CountRealm(ctx context.Context, realm string) (int, error) {
+	key := RealmKey(realm)
+	var card *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, key, "0", s.nowMillis())
+		card = p.ZCard(ctx, key)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: count %s: %w", key, err)
+	}
+	return int(card.Val()), nil
+}
+
+// Count prunes expired members of active-user and returns how many remain.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	var card *redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, ActiveUsers, "0", s.nowMillis())
+		card = p.ZCard(ctx, ActiveUsers)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: count %s: %w", ActiveUsers, err)
+	}
+	return int(card.Val()), nil
+}
+
+// List returns the unexpired bindings, optionally of one realm.
+func (s *Store) List(ctx context.Context, realm string) (map[string]registrar.Binding, error) {
+	set := ActiveUsers
+	if realm != "" {
+		set = RealmKey(realm)
+	}
+	keys, err := s.rdb.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: s.nowMillis(), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: list %s: %w", set, err)
+	}
+	out := map[string]registrar.Binding{}
+	for _, k := range keys {
+		aor := strings.TrimPrefix(k, "user:")
+		b, err := s.Binding(ctx, aor)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out[aor] = *b
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) nowMillis() string { return strconv.FormatInt(s.now().UnixMilli(), 10) }
+
+func realmOf(aor string) string {
+	if i := strings.LastIndexByte(aor, '@'); i >= 0 {
+		return aor[i+1:]
+	}
+	return aor
+}
