@@ -19,9 +19,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
 )
 
-// webhookAddr is where populate-test-data.sql points the registration hook.
-const webhookAddr = "127.0.0.1:4000"
-
 func redisClient(t *testing.T) *redis.Client {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
@@ -79,7 +76,7 @@ func TestRegisterScenarios(t *testing.T) {
 			rdb := redisClient(t)
 			opts := authserver.DefaultOptions()
 			opts.WebhookSecret = "foobar" // accounts.webhook_secret in populate-test-data.sql
-			hook := authserver.Start(t, webhookAddr, opts)
+			hook := sidecar.Webhook(t, opts)
 			env := sidecar.BaseEnv(t)
 			env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d,tcp:127.0.0.1:%d", tc.sipPort, tc.sipPort)
 			sidecar.Start(t, env, "native front listening")
@@ -251,4 +248,3 @@ func writeCSV(t *testing.T, path, user, domain, password string) {
 		t.Fatal(err)
 	}
 }
-

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
 )
 
 var (
@@ -264,3 +265,29 @@ func moduleRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Webhook starts the customer auth server where the test database's
+// registration hook points. TEST_WEBHOOK_ADDR (default 127.0.0.1:4000)
+// moves it, e.g. so that several checkouts can test at once; the hook's
+// URL in MySQL is rewritten for the test and restored afterwards.
+func Webhook(t testing.TB, opts authserver.Options) *authserver.Server {
+	t.Helper()
+	addr := os.Getenv("TEST_WEBHOOK_ADDR")
+	if addr == "" {
+		addr = DefaultWebhookAddr
+	}
+	if addr != DefaultWebhookAddr {
+		db := testenv.RootDB(t, testenv.MySQL(t))
+		q := "UPDATE webhooks SET url = ? WHERE url = ?"
+		if _, err := db.Exec(q, "http://"+addr+"/auth", "http://"+DefaultWebhookAddr+"/auth"); err != nil {
+			t.Fatalf("rewriting webhook url: %v", err)
+		}
+		t.Cleanup(func() {
+			_, _ = db.Exec(q, "http://"+DefaultWebhookAddr+"/auth", "http://"+addr+"/auth")
+		})
+	}
+	return authserver.Start(t, addr, opts)
+}
+
+// DefaultWebhookAddr is where populate-test-data.sql points the hook.
+const DefaultWebhookAddr = "127.0.0.1:4000"
