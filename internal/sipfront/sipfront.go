@@ -164,3 +164,28 @@ var reasons = map[int]string{
 	513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
 	604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
+
+// OutboundRequest is a request this service originates (regbot REGISTER,
+// gateway OPTIONS ping).
+type OutboundRequest struct {
+	// Msg is the complete request: Request-URI, From (with tag), To,
+	// Call-ID, CSeq, Contact, Expires, User-Agent ... The front adds Via
+	// (and Max-Forwards/Content-Length when missing).
+	Msg *sip.Request
+	// Destination is the next hop, host[:port] (an outbound proxy or the
+	// gateway); empty means the Request-URI host. A name without port is
+	// resolved with DNS SRV then A.
+	Destination string
+	// Transport is udp, tcp or tls.
+	Transport string
+}
+
+// Client sends requests this service originates.
+type Client interface {
+	// Do sends req and returns its final response; a transaction timeout is
+	// returned as a synthesized 408 response, not an error. Errors are for
+	// requests that could not be sent at all. To answer a 401/407 challenge
+	// the caller sends a new request with the same Call-ID and From tag as
+	// the response and CSeq + 1.
+	Do(ctx context.Context, req OutboundRequest) (*sip.Response, error)
+}
