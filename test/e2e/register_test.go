@@ -74,9 +74,7 @@ func TestRegisterScenarios(t *testing.T) {
 	} {
 		t.Run(tc.transport, func(t *testing.T) {
 			rdb := redisClient(t)
-			opts := authserver.DefaultOptions()
-			opts.WebhookSecret = "foobar" // accounts.webhook_secret in populate-test-data.sql
-			hook := sidecar.Webhook(t, opts)
+			hook := sidecar.Webhook(t, webhookOptions())
 			env := sidecar.BaseEnv(t)
 			env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d,tcp:127.0.0.1:%d", tc.sipPort, tc.sipPort)
 			sidecar.Start(t, env, "native front listening")
@@ -247,4 +245,11 @@ func writeCSV(t *testing.T, path, user, domain, password string) {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// webhookOptions is the customer side of populate-test-data.sql's hook.
+func webhookOptions() authserver.Options {
+	opts := authserver.DefaultOptions()
+	opts.WebhookSecret = "foobar" // accounts.webhook_secret in populate-test-data.sql
+	return opts
 }
