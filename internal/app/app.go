@@ -14,6 +14,8 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -73,7 +75,27 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	alerter := alerts.Log{Logger: log}
+	scanners := cfg.Security.ScannerAgents
+	if len(scanners) == 0 {
+		scanners = guard.DefaultScanners
+	}
+	sec := cfg.Security
+	regGuard := guard.New(guard.Config{
+		RatePerIP:     float64(sec.RatePerIP),
+		Burst:         sec.RateBurst,
+		FailuresPerIP: sec.FailuresPerIP,
+		FailuresAoR:   sec.FailuresAoR,
+		Window:        sec.FailureWindow,
+		BanFor:        sec.BanFor,
+		Drop:          sec.Drop,
+		ScannerAgents: scanners,
+	}, redisstore.NewBans(rdb, cfg.ClusterID), log)
+	if sec.NonceSecret == "" {
+		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
+	}
 	reg := registrar.New(registrar.Deps{
+		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
+		Guard:     regGuard,
 		Store:     store,
 		Directory: dir,
 		Webhook:   auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log),

@@ -116,6 +116,7 @@ type Answer struct {
 	AllowDirectQueueCalling *bool             `json:"allow_direct_queue_calling"`
 	AllowDirectUserCalling  *bool             `json:"allow_direct_user_calling"`
 	Blacklist               bool              `json:"blacklist"`
+	AllowUsernameMismatch   bool              `json:"allow_username_mismatch"`
 	Headers                 map[string]string `json:"headers"`
 }
 
@@ -263,6 +264,7 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 		AllowDirectAppCalling:   ans.AllowDirectAppCalling,
 		AllowDirectQueueCalling: ans.AllowDirectQueueCalling,
 		AllowDirectUserCalling:  ans.AllowDirectUserCalling,
+		AllowUserMismatch:       ans.AllowUsernameMismatch,
 	}
 	return g, nil
 }

@@ -86,6 +86,20 @@ type Stats struct {
 	Telegraf   bool
 }
 
+// Security holds the REGISTER hardening settings (nonces, bans, limits).
+type Security struct {
+	NonceSecret   string
+	NonceTTL      time.Duration
+	FailuresPerIP int // 0 disables
+	FailuresAoR   int // 0 disables
+	FailureWindow time.Duration
+	BanFor        time.Duration
+	Drop          bool // AUTH_BAN_ACTION=drop
+	RatePerIP     int  // REGISTERs per second per IP, 0 disables
+	RateBurst     int
+	ScannerAgents []string
+}
+
 // Config is the whole service configuration.
 type Config struct {
 	LogLevel string
@@ -118,6 +132,7 @@ type Config struct {
 	SocketPath       string
 	Regbot           Regbot
 	Stats            Stats
+	Security         Security
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
@@ -252,10 +267,37 @@ func Load(getenv Getenv) (*Config, error) {
 		Telegraf:   r.boolean("STATS_TELEGRAF"),
 	}
 
+	c.Security = Security{
+		NonceSecret:   r.str("NONCE_SECRET", ""),
+		NonceTTL:      r.seconds("NONCE_TTL", 300),
+		FailuresPerIP: r.integer("AUTH_FAILURE_LIMIT", 10, 0, 1<<31-1),
+		FailuresAoR:   r.integer("AUTH_FAILURE_AOR_LIMIT", 20, 0, 1<<31-1),
+		FailureWindow: r.seconds("AUTH_FAILURE_WINDOW", 60),
+		BanFor:        r.seconds("AUTH_BAN_DURATION", 600),
+		Drop:          r.oneOf("AUTH_BAN_ACTION", "reject", "reject", "drop") == "drop",
+		RatePerIP:     r.integer("SIP_RATE_LIMIT", 50, 0, 1<<31-1),
+		RateBurst:     r.positive("SIP_RATE_BURST", 100),
+		ScannerAgents: r.list("SCANNER_USER_AGENTS"),
+	}
+
 	if r.err != nil {
 		return nil, r.err
 	}
 	return c, nil
+}
+
+func (r *reader) list(name string) []string {
+	v, ok := r.raw(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Version is the service version, set at build time with -ldflags.

@@ -4,8 +4,21 @@ package logging
 import (
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 )
+
+// credentialHeader matches SIP credential headers inside logged raw messages
+// (the SIP stack logs whole messages it cannot parse).
+var credentialHeader = regexp.MustCompile(`(?i)((?:proxy-)?authorization\s*:)[^\r\n]*`)
+
+// Redact removes credentials from a string that may hold a raw SIP message.
+func Redact(s string) string {
+	if !strings.Contains(s, "uthorization") && !strings.Contains(s, "UTHORIZATION") {
+		return s
+	}
+	return credentialHeader.ReplaceAllString(s, "$1 <redacted>")
+}
 
 // maxValue bounds logged string values: the SIP stack logs whole raw
 // messages, which must not flood the log under attack.
@@ -28,9 +41,11 @@ func New(w io.Writer, level string) *slog.Logger {
 		Level: lv,
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 			if a.Value.Kind() == slog.KindString {
-				if s := a.Value.String(); len(s) > maxValue {
-					a.Value = slog.StringValue(s[:maxValue] + "...(truncated)")
+				s := Redact(a.Value.String())
+				if len(s) > maxValue {
+					s = s[:maxValue] + "...(truncated)"
 				}
+				a.Value = slog.StringValue(s)
 			}
 			return a
 		},

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
@@ -131,6 +133,9 @@ type Grant struct {
 	AllowDirectAppCalling   *bool
 	AllowDirectQueueCalling *bool
 	AllowDirectUserCalling  *bool
+	// AllowUserMismatch lets the authenticated username differ from the
+	// AoR user (webhook answer `allow_username_mismatch: true`).
+	AllowUserMismatch bool
 	// Client is set when the clients table was consulted.
 	Client *Client
 }
@@ -143,6 +148,23 @@ type Authenticator interface {
 // Alerter records operator alerts; it must not block.
 type Alerter interface {
 	Alert(ctx context.Context, a alerts.Alert)
+}
+
+// Nonces issues and checks digest nonces.
+type Nonces interface {
+	Issue() string
+	Check(nonce string) nonce.Verdict
+	CheckCount(nonce, nc string) error
+	Accept(nonce, nc string)
+}
+
+// Guard refuses abusive sources before any database or webhook work.
+type Guard interface {
+	Admit(ctx context.Context, src netip.Addr, userAgent string) guard.Verdict
+	AdmitAoR(ctx context.Context, aor string) bool
+	AuthFailed(ctx context.Context, src netip.Addr, aor string)
+	Blacklist(ctx context.Context, src netip.Addr)
+	Drop() bool
 }
 
 // Registration is the state of one REGISTER as it flows through the chain.
@@ -210,7 +232,11 @@ type Deps struct {
 	Webhook Authenticator
 	Clients Authenticator
 	Alerter Alerter
-	Log     *slog.Logger
+	// Nonces defaults to a per-process issuer with a 300 s lifetime.
+	Nonces Nonces
+	// Guard defaults to one that admits everything.
+	Guard Guard
+	Log   *slog.Logger
 	// Hosting enables JAMBONES_HOSTING behaviour.
 	Hosting bool
 	// Now is the clock (tests).
@@ -236,13 +262,20 @@ func New(d Deps) *Registrar {
 	if d.Alerter == nil {
 		d.Alerter = alerts.Discard{}
 	}
+	if d.Nonces == nil {
+		d.Nonces = nonce.New("", 300*time.Second, 0)
+	}
+	if d.Guard == nil {
+		d.Guard = guard.New(guard.Config{}, nil, d.Log)
+	}
 	chain := Chain(bind{d},
+		admit{d},
 		rejectIPv4{},
 		parse{},
 		cache{d},
 		account{d},
 		deviceLimit{d},
-		challenge{},
+		challenge{d},
 		authenticate{d},
 	)
 	return &Registrar{chain: chain, deps: d}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
@@ -24,7 +26,32 @@ const (
 	ReasonUnknownRealm    = "Unknown or invalid realm"
 	ReasonBadCredentials  = "Invalid credentials"
 	ReasonMaxDevices      = "Max Devices Registered"
+	ReasonUserMismatch    = "Authenticated user does not match the address of record"
 )
+
+// admit applies the guard (scanner User-Agents, per-IP rate limit, bans)
+// before anything else costs a lookup.
+type admit struct{ d Deps }
+
+func (a admit) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	switch v := a.d.Guard.Admit(ctx, r.Req.Source.Addr(), r.Req.Header("User-Agent")); v {
+	case guard.Allow:
+		return next.Handle(ctx, r)
+	case guard.Limit:
+		r.Log.Debug("register: refused by guard", "verdict", v.String())
+		return a.refuse(503, sipfront.Header{Name: "Retry-After", Value: "5"})
+	default:
+		r.Log.Info("register: refused by guard", "verdict", v.String(), "user_agent", clip(r.Req.Header("User-Agent")))
+		return a.refuse(403)
+	}
+}
+
+func (a admit) refuse(code int, headers ...sipfront.Header) *sipfront.Response {
+	if a.d.Guard.Drop() {
+		return &sipfront.Response{Code: sipfront.NoAnswer}
+	}
+	return reply(code, headers...)
+}
 
 // rejectIPv4 refuses REGISTERs whose Request-URI host is an IPv4 literal:
 // a SIP realm is required to find the account.
@@ -143,8 +170,9 @@ func clip(s string) string {
 	return s
 }
 
-// cache answers a re-register from the same source without authentication
-// while the stored binding has more than NATExpires seconds left.
+// cache answers a re-register of the same Contact from the same source
+// without authentication while the stored binding has more than NATExpires
+// seconds left.
 type cache struct{ d Deps }
 
 func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
@@ -162,7 +190,10 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 		return next.Handle(ctx, r)
 	}
 	r.existing = true
-	if b.Proxy != proxyOf(r.Req.Source) {
+	// Only a refresh of the very same binding is answered from cache: a new
+	// Contact must authenticate, or the 200 would confirm a binding that is
+	// not the stored one.
+	if b.Proxy != proxyOf(r.Req.Source) || b.Contact != r.Contact {
 		return next.Handle(ctx, r)
 	}
 	if c.d.Now().Add(NATExpires*time.Second).UnixMilli() >= b.ExpiryTime {
@@ -277,22 +308,54 @@ func (l deviceLimit) alert(ctx context.Context, acct *Account, limit int) {
 	})
 }
 
-// challenge answers 401 to requests without credentials and parses them.
-type challenge struct{}
+// challenge answers 401 to requests without usable credentials: none, a
+// nonce we did not issue, a stale one (stale=true) or a replayed nonce
+// count. It runs before any webhook call, so a replay never reaches the
+// customer.
+type challenge struct{ d Deps }
 
-func (challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
 	h := r.Req.Msg.GetHeader("Authorization")
 	if h == nil {
-		ch := digest.Challenge{Realm: r.Realm, Nonce: digest.NewNonce()}
-		return reply(401, sipfront.Header{Name: "WWW-Authenticate", Value: ch.String()})
+		return c.challenge(r, false)
 	}
 	creds, err := digest.ParseAuthorization(h.Value())
 	if err != nil {
 		r.Log.Info("register: bad Authorization header", "err", err)
 		return reply(400, xReason("Malformed Authorization header"))
 	}
+	if !digest.Supported(creds.Algorithm) {
+		r.Log.Info("register: unsupported digest algorithm", "algorithm", clip(creds.Algorithm))
+		return c.challenge(r, false)
+	}
+	switch c.d.Nonces.Check(creds.Nonce) {
+	case nonce.Invalid:
+		r.Log.Info("register: nonce not issued here, challenging again")
+		return c.challenge(r, false)
+	case nonce.Stale:
+		r.Log.Debug("register: stale nonce")
+		return c.challenge(r, true)
+	}
+	if err := c.d.Nonces.CheckCount(creds.Nonce, creds.NC); err != nil {
+		r.Log.Warn("register: replayed credentials refused", "username", creds.Username, "nc", clip(creds.NC), "err", err)
+		res := c.challenge(r, false)
+		res.Headers = append(res.Headers, xReason("Nonce count reused"))
+		return res
+	}
 	r.Creds = creds
 	return next.Handle(ctx, r)
+}
+
+// challenge offers SHA-256 and MD5 (RFC 8760); MD5 first, as clients that
+// only know MD5 (sipp among them) read the first challenge.
+func (c challenge) challenge(r *Registration, stale bool) *sipfront.Response {
+	n := c.d.Nonces.Issue()
+	res := reply(401)
+	for _, alg := range []string{"MD5", "SHA-256"} {
+		ch := digest.Challenge{Realm: r.Realm, Nonce: n, Algorithm: alg, Stale: stale}
+		res.Headers = append(res.Headers, sipfront.Header{Name: "WWW-Authenticate", Value: ch.String()})
+	}
+	return res
 }
 
 // authenticate checks the credentials through the account's webhook, or the
@@ -300,6 +363,13 @@ func (challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipf
 type authenticate struct{ d Deps }
 
 func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+	if !a.d.Guard.AdmitAoR(ctx, r.AoR) {
+		r.Log.Info("register: AoR temporarily banned after failed authentications")
+		if a.d.Guard.Drop() {
+			return &sipfront.Response{Code: sipfront.NoAnswer}
+		}
+		return reply(403, xReason("Too many failed authentications"))
+	}
 	auth, via := a.d.Clients, "clients"
 	if r.Account.Hook != nil && r.Account.Hook.URL != "" {
 		auth, via = a.d.Webhook, "webhook"
@@ -323,6 +393,11 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		return reply(grant.Status)
 	}
 	if !grant.OK {
+		src := r.Req.Source.Addr()
+		a.d.Guard.AuthFailed(ctx, src, r.AoR)
+		if grant.Blacklist {
+			a.d.Guard.Blacklist(ctx, src)
+		}
 		reason := ReasonBadCredentials
 		if grant.Blacklist {
 			reason = "detected potential spammer from " + r.Req.Source.Addr().String() + ":" + strconv.Itoa(int(r.Req.Source.Port()))
@@ -334,6 +409,14 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		}
 		return res
 	}
+	// A valid user of the realm must not bind somebody else's AoR unless
+	// the customer's webhook says so.
+	if r.Creds.Username != r.User && !grant.AllowUserMismatch {
+		r.Log.Warn("register: authenticated user does not match the AoR", "username", r.Creds.Username)
+		a.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
+		return reply(403, xReason(ReasonUserMismatch))
+	}
+	a.d.Nonces.Accept(r.Creds.Nonce, r.Creds.NC)
 	r.Grant = grant
 	return next.Handle(ctx, r)
 }

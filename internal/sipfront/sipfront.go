@@ -42,6 +42,10 @@ func (r *Request) Header(name string) string {
 // CallID returns the Call-ID, "" when absent.
 func (r *Request) CallID() string { return r.Header("Call-ID") }
 
+// NoAnswer as a Response Code makes the front send nothing (dropping
+// abusive traffic instead of answering it).
+const NoAnswer = 0
+
 // Response is a final answer. The front adds the mandatory headers.
 type Response struct {
 	Code    int

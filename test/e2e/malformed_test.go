@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -152,8 +151,7 @@ func TestMalformedRegister(t *testing.T) {
 		t.Fatalf("service exited:\n%s", proc.Logs())
 	default:
 	}
-	if n, _ := rdb.DBSize(context.Background()).Result(); n != 0 {
-		keys, _ := rdb.Keys(context.Background(), "*").Result()
+	if keys := registrationKeys(t, rdb); len(keys) != 0 {
 		t.Errorf("malformed REGISTERs wrote to Redis: %v", keys)
 	}
 	if strings.Contains(proc.Logs(), "panic") {

@@ -334,6 +334,9 @@ func (w *responder) Respond(_ context.Context, r *sipfront.Response) error {
 		return errors.New("native: response already sent")
 	}
 	w.sent = true
+	if r.Code == sipfront.NoAnswer {
+		return nil
+	}
 	res := BuildResponse(w.req, r)
 	if err := w.tx.Respond(res); err != nil {
 		return fmt.Errorf("native: respond %d: %w", r.Code, err)

@@ -180,6 +180,8 @@ type Sipp struct {
 	Rate      int    // calls per second, default 10
 	Extra     []string
 	Timeout   time.Duration
+	// Dir is where sipp runs and leaves its traces (default: a temp dir).
+	Dir string
 }
 
 // Run runs sipp and fails the test when sipp reports a failed call.
@@ -225,7 +227,10 @@ func RunErr(t testing.TB, s Sipp) error {
 		args = append(args, "-inf", resolve(s.CSV))
 	}
 	args = append(args, s.Extra...)
-	work := t.TempDir()
+	work := s.Dir
+	if work == "" {
+		work = t.TempDir()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.Timeout+10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
