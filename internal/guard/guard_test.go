@@ -1,0 +1,120 @@
+package guard
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestAdmit_ScannerUserAgents(t *testing.T) {
+	g := New(Config{ScannerAgents: DefaultScanners}, nil, quiet())
+	src := netip.MustParseAddr("198.51.100.1")
+	for _, tc := range []struct {
+		ua   string
+		want Verdict
+	}{
+		{"friendly-scanner", Scanner},
+		{"SIPVicious 0.3", Scanner},
+		{"sipcli/v1.8", Scanner},
+		{"Zoiper rv2.10", Allow},
+		{"", Allow},
+	} {
+		if got := g.Admit(context.Background(), src, tc.ua); got != tc.want {
+			t.Errorf("Admit(%q) = %v, want %v", tc.ua, got, tc.want)
+		}
+	}
+}
+
+func TestAdmit_RateLimitPerIP(t *testing.T) {
+	g := New(Config{RatePerIP: 1, Burst: 3}, nil, quiet())
+	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if v := g.Admit(ctx, a, ""); v != Allow {
+			t.Fatalf("request %d within burst: %v", i, v)
+		}
+	}
+	if v := g.Admit(ctx, a, ""); v != Limit {
+		t.Errorf("request over burst = %v, want Limit", v)
+	}
+	if v := g.Admit(ctx, b, ""); v != Allow {
+		t.Errorf("other IP = %v, want Allow", v)
+	}
+}
+
+func TestAuthFailed_BansIPAfterLimit(t *testing.T) {
+	g := New(Config{FailuresPerIP: 3, FailuresAoR: 5, Window: time.Minute, BanFor: time.Minute}, nil, quiet())
+	ctx := context.Background()
+	bad, good := netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("203.0.113.10")
+	for i := 0; i < 3; i++ {
+		if v := g.Admit(ctx, bad, ""); v != Allow {
+			t.Fatalf("attempt %d refused early: %v", i, v)
+		}
+		g.AuthFailed(ctx, bad, "john@example.com")
+	}
+	if v := g.Admit(ctx, bad, ""); v != Banned {
+		t.Errorf("after 3 failures = %v, want Banned", v)
+	}
+	if v := g.Admit(ctx, good, ""); v != Allow {
+		t.Errorf("other source = %v, want Allow", v)
+	}
+	if !g.AdmitAoR(ctx, "john@example.com") {
+		t.Error("AoR banned below its own limit")
+	}
+	g.AuthFailed(ctx, good, "john@example.com")
+	g.AuthFailed(ctx, good, "john@example.com")
+	if g.AdmitAoR(ctx, "john@example.com") {
+		t.Error("AoR not banned after 5 failures")
+	}
+}
+
+func TestBlacklist_BansAtOnce(t *testing.T) {
+	g := New(Config{}, nil, quiet())
+	src := netip.MustParseAddr("192.0.2.7")
+	g.Blacklist(context.Background(), src)
+	if v := g.Admit(context.Background(), src, ""); v != Banned {
+		t.Errorf("blacklisted source = %v, want Banned", v)
+	}
+}
+
+func TestMemoryBans_ExpireAndBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := NewMemoryBans(2)
+	m.now = func() time.Time { return now }
+	ctx := context.Background()
+	_ = m.Ban(ctx, "a", time.Second)
+	_ = m.Ban(ctx, "b", time.Second)
+	_ = m.Ban(ctx, "c", time.Second) // full: not stored
+	if b, _ := m.Banned(ctx, "c"); b {
+		t.Error("ban stored beyond the limit")
+	}
+	now = now.Add(2 * time.Second)
+	if b, _ := m.Banned(ctx, "a"); b {
+		t.Error("ban did not expire")
+	}
+	if n, _ := m.Failure(ctx, "x", time.Second); n != 1 {
+		t.Errorf("first failure = %d", n)
+	}
+	if n, _ := m.Failure(ctx, "x", time.Second); n != 2 {
+		t.Errorf("second failure = %d", n)
+	}
+	now = now.Add(2 * time.Second)
+	if n, _ := m.Failure(ctx, "x", time.Second); n != 1 {
+		t.Errorf("failure after window = %d, want 1", n)
+	}
+}
+
+func TestGenerations_Bounded(t *testing.T) {
+	g := newGenerations[int](10, time.Hour)
+	for i := 0; i < 1000; i++ {
+		g.put(string(rune('a'+i%26))+string(rune(i)), i)
+	}
+	if n := g.len(); n > 20 {
+		t.Errorf("holds %d entries, want <= 2 generations of 10", n)
+	}
+}
