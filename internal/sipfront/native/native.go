@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -33,8 +34,10 @@ type Options struct {
 	MaxInFlight int
 	// RequestTimeout bounds one request's handling (well under Timer F).
 	RequestTimeout time.Duration
-	UserAgent      string
-	Log            *slog.Logger
+	// DrainTimeout bounds how long shutdown waits for in-flight requests.
+	DrainTimeout time.Duration
+	UserAgent    string
+	Log          *slog.Logger
 }
 
 // Front is the native SIP front.
@@ -45,6 +48,9 @@ type Front struct {
 	handler sipfront.Handler
 	log     *slog.Logger
 	slots   chan struct{}
+
+	draining atomic.Bool
+	inflight atomic.Int64
 
 	mu         sync.Mutex
 	udp        []net.PacketConn
@@ -60,6 +66,9 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 5 * time.Second
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -157,6 +166,7 @@ func (f *Front) Serve(ctx context.Context) error {
 	f.log.Info("sip: native front listening", "sbc_address", f.SBCAddress(), "private_sbc_address", f.PrivateSBCAddress())
 	select {
 	case <-ctx.Done():
+		f.drain()
 		f.Close()
 		return nil
 	case err := <-errc:
@@ -167,6 +177,30 @@ func (f *Front) Serve(ctx context.Context) error {
 		return fmt.Errorf("native: listener stopped: %w", err)
 	}
 }
+
+// drain stops accepting work and waits (bounded) for in-flight requests:
+// TCP listeners close at once; UDP sockets stay open to carry the pending
+// answers while new requests are refused with 503.
+func (f *Front) drain() {
+	f.draining.Store(true)
+	f.mu.Lock()
+	for _, ln := range f.stream {
+		ln.Close()
+	}
+	f.mu.Unlock()
+	deadline := time.Now().Add(f.opts.DrainTimeout)
+	for f.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.inflight.Load(); n > 0 {
+		f.log.Warn("sip: shutting down with requests still in flight", "in_flight", n)
+	} else {
+		f.log.Info("sip: drained in-flight requests")
+	}
+}
+
+// InFlight returns how many requests are being handled.
+func (f *Front) InFlight() int64 { return f.inflight.Load() }
 
 // Close closes the sockets and the stack.
 func (f *Front) Close() {
@@ -285,6 +319,12 @@ func addrPort(a net.Addr) netip.AddrPort {
 // serve adapts a sipgo request to the front-agnostic handler.
 func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
 	w := &responder{req: req, tx: tx, log: f.log}
+	f.inflight.Add(1)
+	defer f.inflight.Add(-1)
+	if f.draining.Load() {
+		_ = w.Respond(context.Background(), &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
+		return
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			f.log.Error("sip: panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
