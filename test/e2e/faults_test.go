@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
+)
+
+// usersCSV registers users name<from>..name<to-1> (password "pw") with the
+// webhook and writes a sipp CSV for them.
+func usersCSV(t *testing.T, hook *authserver.Server, from, to int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("SEQUENTIAL\n")
+	for i := from; i < to; i++ {
+		u := fmt.Sprintf("u%03d", i)
+		hook.SetUser("jambonz.org", u, authserver.User{Password: "pw", MaxExpires: 300})
+		fmt.Fprintf(&b, "%s;jambonz.org;[authentication username=%s password=pw]\n", u, u)
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("users-%d-%d.csv", from, to))
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func assertBound(t *testing.T, rdb *redis.Client, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		aor := fmt.Sprintf("u%03d@jambonz.org", i)
+		ttl, err := rdb.TTL(context.Background(), "user:"+aor).Result()
+		if err != nil || ttl < 200*time.Second || ttl > 300*time.Second {
+			t.Errorf("%s TTL = %v (%v), want (200s, 300s]", aor, ttl, err)
+		}
+		if _, err := rdb.ZScore(context.Background(), "active-user", "user:"+aor).Result(); err != nil {
+			t.Errorf("%s not in active-user: %v", aor, err)
+		}
+	}
+}
+
+func options(lport int) string {
+	return fmt.Sprintf("OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-o%d\r\n"+
+		"From: <sip:ping@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: opt-%d\r\nCSeq: 1 OPTIONS\r\n"+
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", lport, time.Now().UnixNano(), time.Now().UnixNano())
+}
+
+// TestFaultRedis stops the service's redis-server during registrations and
+// starts it again: REGISTERs get 503 + Retry-After meanwhile, keepalives
+// still 200, and every binding written before and after is there.
+func TestFaultRedis(t *testing.T) {
+	rp := testenv.StartRedis(t, 16480)
+	rdb := redis.NewClient(&redis.Options{Addr: rp.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	hook := sidecar.Webhook(t, webhookOptions())
+	env := sidecar.BaseEnv(t)
+	env["JAMBONES_REDIS_HOST"], env["JAMBONES_REDIS_PORT"] = "127.0.0.1", strconv.Itoa(16480)
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15110"
+	proc := sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:15110"
+
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: usersCSV(t, hook, 0, 20),
+		Target: target, LocalIP: "127.0.0.31", LocalPort: 15111, Calls: 20, Rate: 40})
+	assertBound(t, rdb, 0, 20)
+
+	// A registration run that spans the outage: some calls fail, the
+	// service must survive it.
+	during := make(chan error, 1)
+	go func() {
+		during <- sidecar.RunErr(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: usersCSV(t, hook, 100, 160),
+			Target: target, LocalIP: "127.0.0.33", LocalPort: 15113, Calls: 60, Rate: 20})
+	}()
+	time.Sleep(time.Second)
+	rp.Stop()
+
+	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-503.xml"), CSV: usersCSV(t, hook, 20, 21),
+		Target: target, LocalIP: "127.0.0.32", LocalPort: 15112})
+	if answer := exchange(t, "udp", target, 15114, options(15114)); !strings.HasPrefix(answer, "SIP/2.0 200") {
+		t.Errorf("keepalive during the outage = %q, want 200", firstLine(answer))
+	}
+
+	rp.Start()
+	<-during // its failures are expected
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: usersCSV(t, hook, 20, 40),
+		Target: target, LocalIP: "127.0.0.34", LocalPort: 15115, Calls: 20, Rate: 40})
+	assertBound(t, rdb, 0, 40)
+	if strings.Contains(proc.Logs(), "panic") {
+		t.Error("service panicked")
+	}
+}
+
+// TestFaultMySQL cuts the service off MySQL: cached re-registers still
+// succeed, new registrations get 503, and all is well once it is back.
+func TestFaultMySQL(t *testing.T) {
+	rdb := redisClient(t)
+	my := testenv.MySQL(t)
+	proxy := testenv.StartTCPProxy(t, fmt.Sprintf("%s:%d", my.Host, my.Port))
+	sidecar.Webhook(t, webhookOptions())
+	env := sidecar.BaseEnv(t)
+	_, port, _ := strings.Cut(proxy.Addr(), ":")
+	env["JAMBONES_MYSQL_PORT"] = port
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15120"
+	sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:15120"
+	run := func(scenario, csv string, lport int) {
+		t.Helper()
+		sidecar.Run(t, sidecar.Sipp{Scenario: scenario, CSV: csv, Target: target, LocalPort: lport})
+	}
+
+	run("uac-register-auth-success.xml", "good_user.csv", 15121)
+	proxy.Cut()
+	run("uac-re-register-auth-success.xml", "good_user.csv", 15121)
+	run("uac-register-auth-failure-expect-503.xml", "good_user2.csv", 15122)
+	proxy.Restore()
+	run("uac-register-auth-success-jane.xml", "good_user2.csv", 15122)
+	readBinding(t, rdb, "john@jambonz.org")
+	readBinding(t, rdb, "jane@jambonz.org")
+}
+
+// TestFaultWebhook: a slow webhook is cut off by the timeout and a dead one
+// answered 500, both with an alert; the phone registers once it is back.
+func TestFaultWebhook(t *testing.T) {
+	rdb := redisClient(t)
+	hook := sidecar.Webhook(t, webhookOptions())
+	env := sidecar.BaseEnv(t)
+	env["WEBHOOK_TIMEOUT_MS"] = "300"
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15130"
+	proc := sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:15130"
+
+	hook.SetDelay(2 * time.Second)
+	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-500.xml"), CSV: "good_user.csv",
+		Target: target, LocalPort: 15131})
+	hook.SetDelay(0)
+	hook.SetStatus(500)
+	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-500.xml"), CSV: "good_user.csv",
+		Target: target, LocalPort: 15131})
+	hook.SetStatus(0)
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv",
+		Target: target, LocalPort: 15131})
+	readBinding(t, rdb, "john@jambonz.org")
+	logs := proc.Logs()
+	for _, alert := range []string{`"alert_type":"webhook-connection-failure"`, `"alert_type":"webhook-failure"`} {
+		if strings.Count(logs, alert) != 1 {
+			t.Errorf("want exactly one %s alert, logs have %d", alert, strings.Count(logs, alert))
+		}
+	}
+}
+
+// TestGracefulShutdown: SIGTERM while a REGISTER waits on the webhook; the
+// phone still gets its 200 and the process exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	rdb := redisClient(t)
+	hook := sidecar.Webhook(t, webhookOptions())
+	hook.SetDelay(1500 * time.Millisecond)
+	env := sidecar.BaseEnv(t)
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15140"
+	proc := sidecar.Start(t, env, "native front listening")
+
+	done := make(chan error, 1)
+	go func() {
+		done <- sidecar.RunErr(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv",
+			Target: "127.0.0.1:15140", LocalPort: 15141})
+	}()
+	for hook.Count() == 0 { // the authenticated REGISTER is waiting on the webhook
+		time.Sleep(20 * time.Millisecond)
+	}
+	proc.Stop()
+	if err := <-done; err != nil {
+		t.Errorf("in-flight REGISTER not answered during shutdown: %v", err)
+	}
+	if code := proc.ExitCode(); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	readBinding(t, rdb, "john@jambonz.org")
+}
