@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,11 +19,18 @@ func main() {
 		fmt.Println(config.Version)
 		return
 	}
+	flags := flag.NewFlagSet("sbc-sip-sidecar", flag.ExitOnError)
+	configFile := flags.String("config", "", "YAML config file used instead of MySQL (default $SIDECAR_CONFIG)")
+	_ = flags.Parse(os.Args[1:])
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	if *configFile != "" {
+		cfg.ConfigFile = *configFile
+	}
+	fmt.Fprint(os.Stderr, app.Banner(cfg))
 	log := logging.New(os.Stderr, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

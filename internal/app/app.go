@@ -5,7 +5,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,57 +12,37 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/auth"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
 // Run runs the service until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if !cfg.MySQL.Enabled() {
-		return errors.New("config: JAMBONES_MYSQL_HOST is required")
-	}
-	if !cfg.Redis.Enabled() {
-		return errors.New("config: JAMBONES_REDIS_HOST (or JAMBONES_REDIS_SENTINELS) is required")
-	}
 	if cfg.Drachtio.Enabled() {
 		return errors.New("config: the drachtio front is not available yet; unset DRACHTIO_HOST to use the native SIP front (SIP_LISTEN)")
 	}
 
-	rdb, err := redisconn.Open(cfg.Redis)
+	// No Redis: embedded store; no MySQL: config file or built-in demo.
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer rdb.Close()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		// Not fatal: REGISTERs are answered 503 until Redis is back.
-		log.Warn("redis: not reachable at start-up", "err", err)
+	defer st.close() // after the front stopped: saves the embedded store
+	if st.run != nil {
+		storeCtx, stopStore := context.WithCancel(ctx)
+		defer stopStore()
+		go st.run(storeCtx)
 	}
-	store := redisstore.New(rdb)
-
-	readDB, err := mysqldir.Open(cfg.MySQL)
+	store := st.Store
+	dir, closeDir, err := openDirectory(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer readDB.Close()
-	writeDB := readDB
-	if cfg.MySQLWrite.Enabled() {
-		if writeDB, err = mysqldir.Open(cfg.MySQLWrite); err != nil {
-			return err
-		}
-		defer writeDB.Close()
-	}
-	dir, err := mysqldir.New(ctx, readDB, writeDB)
-	if err != nil {
-		return fmt.Errorf("%w (is MySQL at %s:%d reachable?)", err, cfg.MySQL.Host, cfg.MySQL.Port)
-	}
-	defer dir.Close()
+	defer closeDir()
 
 	var cipher *credcrypt.Cipher
 	if cfg.EncryptionSecret != "" {
@@ -89,7 +68,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		BanFor:        sec.BanFor,
 		Drop:          sec.Drop,
 		ScannerAgents: scanners,
-	}, redisstore.NewBans(rdb, cfg.ClusterID), log)
+	}, st.bans(cfg.ClusterID), log)
 	if sec.NonceSecret == "" {
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
 	}
@@ -110,7 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	mux.Handle("OPTIONS", options.Handler{})
 
 	front, err := native.New(native.Options{
-		Listen:        cfg.SIPListen,
+		Listen:        demoListen(cfg),
 		PublicAddress: cfg.SIPPublicAddress,
 		InNetwork:     cfg.InNetwork,
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
@@ -129,7 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // pruneActiveUsers removes expired members of active-user periodically, as
 // the original does before counting.
-func pruneActiveUsers(ctx context.Context, store *redisstore.Store, log *slog.Logger) {
+func pruneActiveUsers(ctx context.Context, store Store, log *slog.Logger) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
@@ -139,7 +118,7 @@ func pruneActiveUsers(ctx context.Context, store *redisstore.Store, log *slog.Lo
 		case <-t.C:
 			n, err := store.Count(ctx)
 			if err != nil {
-				log.Warn("redis: pruning active-user failed", "err", err)
+				log.Warn("store: pruning active-user failed", "err", err)
 				continue
 			}
 			log.Debug("registered users", "count", n)

@@ -105,7 +105,12 @@ type Config struct {
 	LogLevel string
 
 	SIPListen        []Listen
+	SIPListenSet     bool // SIP_LISTEN was given (demo mode defaults to loopback otherwise)
 	SIPPublicAddress string
+
+	// Standalone mode (no MySQL / no Redis).
+	ConfigFile string // SIDECAR_CONFIG or --config: YAML directory used when MySQL is not configured
+	StateFile  string // SIDECAR_STATE_FILE: the embedded store's file when Redis is not configured
 
 	Drachtio   Drachtio
 	MySQL      MySQL
@@ -159,6 +164,13 @@ type Getenv func(name string) (string, bool)
 // DefaultListen is used when SIP_LISTEN is not set.
 const DefaultListen = "udp:0.0.0.0:5060,tcp:0.0.0.0:5060"
 
+// DefaultStateFile is the embedded store's file when SIDECAR_STATE_FILE is not set.
+const DefaultStateFile = "./sbc-sip-sidecar.state"
+
+// DemoListen is where demo mode listens when SIP_LISTEN is not set:
+// loopback, because the demo credentials are public.
+const DemoListen = "udp:127.0.0.1:5060,tcp:127.0.0.1:5060"
+
 // Load parses and validates the configuration. The error names the variable.
 func Load(getenv Getenv) (*Config, error) {
 	r := &reader{getenv: getenv}
@@ -166,6 +178,9 @@ func Load(getenv Getenv) (*Config, error) {
 
 	c.LogLevel = r.oneOf("JAMBONES_LOGLEVEL", "info", "debug", "info", "warn", "error")
 	c.SIPListen = r.listen("SIP_LISTEN", DefaultListen)
+	_, c.SIPListenSet = r.raw("SIP_LISTEN")
+	c.ConfigFile = r.str("SIDECAR_CONFIG", "")
+	c.StateFile = r.str("SIDECAR_STATE_FILE", DefaultStateFile)
 	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
 
 	c.Drachtio = Drachtio{

@@ -1,0 +1,178 @@
+// Package storetest is the contract test suite every registration store
+// must pass (Redis and embedded), so that the implementations cannot drift.
+// Each implementation's test file calls Run with a constructor.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+)
+
+// Store is what the registrar and the runtime CLI need of a store.
+type Store interface {
+	registrar.Store
+	// Count prunes expired members of active-user and returns how many remain.
+	Count(ctx context.Context) (int, error)
+	// List returns the unexpired bindings by AoR, of one realm when realm != "".
+	List(ctx context.Context, realm string) (map[string]registrar.Binding, error)
+}
+
+// Open returns an empty store for one test.
+type Open func(t *testing.T) Store
+
+func binding(contact string, expiry time.Time) registrar.Binding {
+	return registrar.Binding{
+		Contact:                contact,
+		SBCAddress:             "udp/127.0.0.1:5060,tcp/127.0.0.1:5060",
+		PrivateSBCAddress:      "10.0.0.1:5060",
+		Protocol:               "udp",
+		Proxy:                  "sip:127.0.0.1:5090",
+		CallHook:               "http://127.0.0.1/call",
+		CallStatusHook:         "http://127.0.0.1/status",
+		AllowDirectUserCalling: true,
+		ExpiryTime:             expiry.UnixMilli(),
+	}
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Open) {
+	ctx := context.Background()
+	hour := time.Hour
+	for _, tc := range []struct {
+		name string
+		test func(t *testing.T, s Store)
+	}{
+		{"AbsentBindingIsNil", func(t *testing.T, s Store) {
+			b, err := s.Binding(ctx, "nobody@example.com")
+			if err != nil || b != nil {
+				t.Fatalf("Binding = %+v, %v; want nil, nil", b, err)
+			}
+		}},
+		{"BindThenReadBack", func(t *testing.T, s Store) {
+			want := binding("sip:alice@192.0.2.1:5060", time.Now().Add(hour))
+			mustBind(t, s, "alice@example.com", want, hour)
+			got, err := s.Binding(ctx, "alice@example.com")
+			if err != nil || got == nil || *got != want {
+				t.Fatalf("Binding = %+v, %v; want %+v", got, err, want)
+			}
+		}},
+		{"BindReplacesTheBindingOfTheAoR", func(t *testing.T, s Store) {
+			mustBind(t, s, "alice@example.com", binding("sip:old@192.0.2.1", time.Now().Add(hour)), hour)
+			mustBind(t, s, "alice@example.com", binding("sip:new@192.0.2.2", time.Now().Add(hour)), hour)
+			got, err := s.Binding(ctx, "alice@example.com")
+			if err != nil || got == nil || got.Contact != "sip:new@192.0.2.2" {
+				t.Fatalf("Binding = %+v, %v; want the new contact", got, err)
+			}
+			wantCount(t, s, "example.com", 1)
+		}},
+		{"UnbindRemovesBindingAndMembership", func(t *testing.T, s Store) {
+			mustBind(t, s, "alice@example.com", binding("sip:a@192.0.2.1", time.Now().Add(hour)), hour)
+			if err := s.Unbind(ctx, "alice@example.com"); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := s.Binding(ctx, "alice@example.com"); err != nil || b != nil {
+				t.Fatalf("Binding after Unbind = %+v, %v", b, err)
+			}
+			wantCount(t, s, "example.com", 0)
+			if n, err := s.Count(ctx); err != nil || n != 0 {
+				t.Fatalf("Count = %d, %v; want 0", n, err)
+			}
+		}},
+		{"UnbindOfAnAbsentAoRIsNoError", func(t *testing.T, s Store) {
+			if err := s.Unbind(ctx, "nobody@example.com"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"BindingVanishesAfterItsTTL", func(t *testing.T, s Store) {
+			ttl := 300 * time.Millisecond
+			mustBind(t, s, "brief@example.com", binding("sip:b@192.0.2.1", time.Now().Add(ttl)), ttl)
+			// Poll instead of sleeping a fixed time: only the outcome is asserted.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				b, err := s.Binding(ctx, "brief@example.com")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("binding still present long after its TTL")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			wantCount(t, s, "example.com", 0)
+		}},
+		{"CountRealmPrunesMembersWhoseExpiryPassed", func(t *testing.T, s Store) {
+			// The key itself still lives (long TTL) but its score is in the past:
+			// the sorted set, not the key, decides, as in the original.
+			mustBind(t, s, "stale@example.com", binding("sip:s@192.0.2.1", time.Now().Add(-time.Second)), hour)
+			mustBind(t, s, "live@example.com", binding("sip:l@192.0.2.2", time.Now().Add(hour)), hour)
+			wantCount(t, s, "example.com", 1)
+			if n, err := s.Count(ctx); err != nil || n != 1 {
+				t.Fatalf("Count = %d, %v; want 1", n, err)
+			}
+		}},
+		{"CountRealmIsPerRealmAndCaseInsensitive", func(t *testing.T, s Store) {
+			for i := 0; i < 3; i++ {
+				mustBind(t, s, fmt.Sprintf("u%d@example.com", i), binding("sip:x@192.0.2.1", time.Now().Add(hour)), hour)
+			}
+			mustBind(t, s, "u@ample.com", binding("sip:y@192.0.2.1", time.Now().Add(hour)), hour)
+			mustBind(t, s, "u@sub.example.com", binding("sip:z@192.0.2.1", time.Now().Add(hour)), hour)
+			wantCount(t, s, "example.com", 3)
+			wantCount(t, s, "EXAMPLE.com", 3)
+			wantCount(t, s, "ample.com", 1)
+			wantCount(t, s, "other.org", 0)
+			if n, err := s.Count(ctx); err != nil || n != 5 {
+				t.Fatalf("Count = %d, %v; want 5", n, err)
+			}
+		}},
+		{"ListReturnsLiveBindingsOfAllOrOneRealm", func(t *testing.T, s Store) {
+			a := binding("sip:a@192.0.2.1", time.Now().Add(hour))
+			b := binding("sip:b@192.0.2.2", time.Now().Add(hour))
+			mustBind(t, s, "a@example.com", a, hour)
+			mustBind(t, s, "b@other.org", b, hour)
+			mustBind(t, s, "stale@example.com", binding("sip:s@192.0.2.3", time.Now().Add(-time.Second)), hour)
+
+			all, err := s.List(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != 2 || all["a@example.com"] != a || all["b@other.org"] != b {
+				t.Fatalf("List(all) = %+v", all)
+			}
+			one, err := s.List(ctx, "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(one) != 1 || one["a@example.com"] != a {
+				t.Fatalf("List(example.com) = %+v", one)
+			}
+			none, err := s.List(ctx, "nowhere.net")
+			if err != nil || len(none) != 0 {
+				t.Fatalf("List(nowhere.net) = %+v, %v", none, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
+	}
+}
+
+func mustBind(t *testing.T, s Store, aor string, b registrar.Binding, ttl time.Duration) {
+	t.Helper()
+	if err := s.Bind(context.Background(), aor, b, ttl); err != nil {
+		t.Fatalf("Bind %s: %v", aor, err)
+	}
+}
+
+func wantCount(t *testing.T, s Store, realm string, want int) {
+	t.Helper()
+	n, err := s.CountRealm(context.Background(), realm)
+	if err != nil || n != want {
+		t.Fatalf("CountRealm(%s) = %d, %v; want %d", realm, n, err, want)
+	}
+}
