@@ -155,7 +155,7 @@ func TestStandalone_DemoModeRegistersAndSurvivesARestart(t *testing.T) {
 
 	list := savedBindings(t, env["SIDECAR_STATE_FILE"])
 	b, ok := list["demo@demo.localhost"]
-	if !ok || b.Contact != "sip:demo@127.0.0.1:16521" || b.SBCAddress != "udp/127.0.0.1:16520,tcp/127.0.0.1:16520" {
+	if !ok || b.Contact != "sip:sipp@127.0.0.1:16521" || b.SBCAddress != "udp/127.0.0.1:16520,tcp/127.0.0.1:16520" {
 		t.Fatalf("saved binding = %+v (present %v)", b, ok)
 	}
 
