@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
@@ -18,6 +20,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
@@ -29,9 +32,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	if !cfg.Redis.Enabled() {
 		return errors.New("config: JAMBONES_REDIS_HOST (or JAMBONES_REDIS_SENTINELS) is required")
-	}
-	if cfg.Drachtio.Enabled() {
-		return errors.New("config: the drachtio front is not available yet; unset DRACHTIO_HOST to use the native SIP front (SIP_LISTEN)")
 	}
 
 	rdb, err := redisconn.Open(cfg.Redis)
@@ -87,6 +87,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	mux.Handle("REGISTER", reg)
 	mux.Handle("OPTIONS", options.Handler{})
 
+	go pruneActiveUsers(ctx, store, log)
+	if cfg.Drachtio.Enabled() {
+		// Inside a jambonz SBC: drachtio-server owns the SIP port.
+		front, err := drachtiofront.New(drachtiofront.Options{
+			Addr:      net.JoinHostPort(cfg.Drachtio.Host, strconv.Itoa(cfg.Drachtio.Port)),
+			Secret:    cfg.Drachtio.Secret,
+			InNetwork: cfg.InNetwork,
+			Log:       log,
+		}, mux, mux.Methods())
+		if err != nil {
+			return err
+		}
+		return front.Serve(ctx)
+	}
+
 	front, err := native.New(native.Options{
 		Listen:        cfg.SIPListen,
 		PublicAddress: cfg.SIPPublicAddress,
@@ -101,7 +116,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	go pruneActiveUsers(ctx, store, log)
 	return front.Serve(ctx)
 }
 
