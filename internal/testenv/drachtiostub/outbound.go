@@ -98,6 +98,7 @@ func (s *Server) sendRequest(c *client, id, proxy, sipText string) {
 	t := &clientTxn{id: newID(), owner: c, req: req, proto: transport}
 	s.mu.Lock()
 	s.outbound[branch] = t
+	s.sent = append(s.sent, string(wire))
 	t.timer = time.AfterFunc(s.opts.TxnTimeout, func() { s.finishOutbound(branch, 408, "Request Timeout", "", 0, true) })
 	s.mu.Unlock()
 

@@ -66,7 +66,7 @@ type Server struct {
 	outbound   map[string]*clientTxn // by Via branch
 	violations []string
 	noPong     bool
-	frames     int
+	sent       []string
 
 	udp    []*net.UDPConn
 	tcp    []net.Listener
@@ -231,6 +231,13 @@ func (s *Server) SetPong(on bool) {
 	s.mu.Lock()
 	s.noPong = !on
 	s.mu.Unlock()
+}
+
+// Sent returns the requests clients sent through the stand-in, as sent.
+func (s *Server) Sent() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.sent...)
 }
 
 // Clients is the number of connected control clients.
