@@ -67,6 +67,7 @@ type Server struct {
 	violations []string
 	noPong     bool
 	sent       []string
+	answered   int
 
 	udp    []*net.UDPConn
 	tcp    []net.Listener
@@ -231,6 +232,13 @@ func (s *Server) SetPong(on bool) {
 	s.mu.Lock()
 	s.noPong = !on
 	s.mu.Unlock()
+}
+
+// Answered is how many incoming requests clients answered.
+func (s *Server) Answered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered
 }
 
 // Sent returns the requests clients sent through the stand-in, as sent.

@@ -211,6 +211,7 @@ func (s *Server) answerIncoming(c *client, id, txnID, sipText string) {
 	}
 	s.mu.Lock()
 	t.answered = wire
+	s.answered++
 	s.mu.Unlock()
 	s.write(c, s.respond(c, id, "OK", "application", strconv.Itoa(len(wire)), t.proto, t.src.ip,
 		strconv.Itoa(t.src.port), stackTime(), txnID, "", "", "Msg sent:", "")+"\r\n"+string(wire))
