@@ -4,8 +4,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
@@ -17,15 +18,12 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
 )
 
 // Run runs the service until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if cfg.Drachtio.Enabled() {
-		return errors.New("config: the drachtio front is not available yet; unset DRACHTIO_HOST to use the native SIP front (SIP_LISTEN)")
-	}
-
 	// No Redis: embedded store; no MySQL: config file or built-in demo.
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -88,6 +86,21 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	mux.Handle("REGISTER", reg)
 	mux.Handle("OPTIONS", options.Handler{})
 
+	go pruneActiveUsers(ctx, store, log)
+	if cfg.Drachtio.Enabled() {
+		// Inside a jambonz SBC: drachtio-server owns the SIP port.
+		front, err := drachtiofront.New(drachtiofront.Options{
+			Addr:      net.JoinHostPort(cfg.Drachtio.Host, strconv.Itoa(cfg.Drachtio.Port)),
+			Secret:    cfg.Drachtio.Secret,
+			InNetwork: cfg.InNetwork,
+			Log:       log,
+		}, mux, mux.Methods())
+		if err != nil {
+			return err
+		}
+		return front.Serve(ctx)
+	}
+
 	front, err := native.New(native.Options{
 		Listen:        demoListen(cfg),
 		PublicAddress: cfg.SIPPublicAddress,
@@ -102,7 +115,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	go pruneActiveUsers(ctx, store, log)
 	return front.Serve(ctx)
 }
 

@@ -163,6 +163,7 @@ func TestMalformedRegister(t *testing.T) {
 }
 
 func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\r\n")
+	line, _, _ := strings.Cut(s, "\n")
+	line = strings.TrimSuffix(line, "\r")
 	return line
 }

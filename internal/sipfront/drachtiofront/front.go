@@ -1,0 +1,359 @@
+// Package drachtiofront is the SIP front for running inside a jambonz SBC:
+// SIP port 5060 belongs to drachtio-server, and this service is one of its
+// clients (like sbc-inbound and sbc-outbound). Incoming REGISTER/OPTIONS
+// arrive as drachtio "sip" frames and go to the same sipfront.Handler as in
+// native mode; requests this service originates (regbot, gateway pings) are
+// sent through drachtio-server by Do.
+package drachtiofront
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/drachtio"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+)
+
+// Options configure the front.
+type Options struct {
+	Addr   string // drachtio-server control host:port
+	Secret string
+	TLS    *tls.Config
+	// InNetwork tells private addresses (JAMBONES_NETWORK_CIDR).
+	InNetwork func(netip.Addr) bool
+	// RequestTimeout bounds one request's handling; drachtio-server forgets
+	// an unanswered request after 64 s, so it must stay well below.
+	RequestTimeout time.Duration
+	// MaxInFlight bounds concurrently handled requests (503 beyond).
+	MaxInFlight int
+	// Client tunes the protocol client (ping, backoff); Addr, Secret, TLS,
+	// Routes and the callbacks are set by the front.
+	Client drachtio.Options
+	Log    *slog.Logger
+}
+
+// Front is the drachtio SIP front.
+type Front struct {
+	opts    Options
+	handler sipfront.Handler
+	client  *drachtio.Client
+	parser  *sip.Parser
+	log     *slog.Logger
+	slots   chan struct{}
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	session drachtio.Session
+	private string
+	ready   chan struct{}
+}
+
+// New builds the front for the given methods (e.g. REGISTER, OPTIONS); Serve
+// connects it.
+func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
+	if opts.Addr == "" {
+		return nil, errors.New("drachtiofront: no drachtio-server address")
+	}
+	if opts.RequestTimeout <= 0 || opts.RequestTimeout > 50*time.Second {
+		opts.RequestTimeout = 30 * time.Second
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 2048
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.InNetwork == nil {
+		opts.InNetwork = func(netip.Addr) bool { return false }
+	}
+	f := &Front{opts: opts, handler: h, parser: native.NewParser(), log: opts.Log,
+		slots: make(chan struct{}, opts.MaxInFlight), ready: make(chan struct{})}
+	co := opts.Client
+	co.Addr, co.Secret, co.TLS, co.Log = opts.Addr, opts.Secret, opts.TLS, opts.Log
+	co.Routes = nil
+	for _, m := range methods {
+		co.Routes = append(co.Routes, strings.ToLower(m))
+	}
+	co.OnRequest = f.onRequest
+	co.OnSession = f.onSession
+	f.client = drachtio.New(co)
+	return f, nil
+}
+
+// Serve keeps the connection to drachtio-server up until ctx ends, then
+// waits for the requests in progress.
+func (f *Front) Serve(ctx context.Context) error {
+	err := f.client.Run(ctx)
+	f.wg.Wait()
+	return err
+}
+
+// Ready is closed once the first session is up.
+func (f *Front) Ready() <-chan struct{} { return f.ready }
+
+func (f *Front) onSession(s drachtio.Session) {
+	private := PrivateAddress(s.LocalHostports, f.opts.InNetwork)
+	f.mu.Lock()
+	first := f.session.Hostports == "" && f.private == ""
+	f.session, f.private = s, private
+	f.mu.Unlock()
+	f.log.Info("sip: drachtio front connected", "sbc_address", s.Hostports, "private_sbc_address", private,
+		"server", s.ServerAddr, "version", s.Version)
+	if first {
+		select {
+		case <-f.ready:
+		default:
+			close(f.ready)
+		}
+	}
+}
+
+// SBCAddress is drachtio's whole hostports string, stored verbatim as
+// sbcAddress (sbc-outbound compares it with its own).
+func (f *Front) SBCAddress() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.session.Hostports
+}
+
+// PrivateSBCAddress is ip:port of the tcp entry of the local hostports that
+// lies inside JAMBONES_NETWORK_CIDR, "" when none.
+func (f *Front) PrivateSBCAddress() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.private
+}
+
+// PublicAddresses are the public SIP addresses for sbc_addresses.
+func (f *Front) PublicAddresses() []PublicAddress {
+	return PublicAddresses(f.SBCAddress())
+}
+
+// HostPort is one entry of a drachtio hostports list.
+type HostPort struct {
+	Proto string
+	Host  string
+	Port  int
+}
+
+var hostportRE = regexp.MustCompile(`^(.*)/(.*):(\d+)$`)
+
+// ParseHostports parses "udp/1.2.3.4:5060,tcp/[::1]:5060"; bad entries are skipped.
+func ParseHostports(s string) []HostPort {
+	var out []HostPort
+	for _, e := range strings.Split(s, ",") {
+		m := hostportRE.FindStringSubmatch(strings.TrimSpace(e))
+		if m == nil {
+			continue
+		}
+		port, err := strconv.Atoi(m[3])
+		if err != nil {
+			continue
+		}
+		out = append(out, HostPort{Proto: strings.ToLower(m[1]), Host: strings.Trim(m[2], "[]"), Port: port})
+	}
+	return out
+}
+
+// PrivateAddress picks the tcp entry of hostports inside the private networks.
+func PrivateAddress(hostports string, in func(netip.Addr) bool) string {
+	for _, hp := range ParseHostports(hostports) {
+		if hp.Proto != "tcp" {
+			continue
+		}
+		if a, err := netip.ParseAddr(hp.Host); err == nil && in(a) {
+			return netip.AddrPortFrom(a, uint16(hp.Port)).String()
+		}
+	}
+	return ""
+}
+
+// PublicAddress is one public IPv4 of the SBC with its SIP ports, the shape
+// of an sbc_addresses row.
+type PublicAddress struct {
+	IPv4    string
+	Port    int // udp/tcp SIP port
+	TLSPort int // 0 when none
+	WSSPort int // 0 when none
+}
+
+// PublicAddresses groups hostports by host: udp/tcp -> SIP port, tls -> TLS
+// port, wss -> WSS port, as the original sidecar does.
+func PublicAddresses(hostports string) []PublicAddress {
+	var out []PublicAddress
+	idx := map[string]int{}
+	for _, hp := range ParseHostports(hostports) {
+		a, err := netip.ParseAddr(hp.Host)
+		if err != nil || !a.Is4() {
+			continue
+		}
+		i, ok := idx[hp.Host]
+		if !ok {
+			i = len(out)
+			idx[hp.Host] = i
+			out = append(out, PublicAddress{IPv4: hp.Host})
+		}
+		switch hp.Proto {
+		case "udp", "tcp":
+			if out[i].Port == 0 {
+				out[i].Port = hp.Port
+			}
+		case "tls":
+			out[i].TLSPort = hp.Port
+		case "wss":
+			out[i].WSSPort = hp.Port
+		}
+	}
+	return out
+}
+
+// onRequest runs on the client's reader goroutine: it only parses and hands
+// the request to its own goroutine.
+func (f *Front) onRequest(m drachtio.Message) {
+	txn := m.Field(8)
+	if txn == "" || txn == "unsolicited" {
+		return
+	}
+	msg, err := f.parser.ParseSIP([]byte(m.SIP))
+	if err != nil {
+		f.log.Warn("sip: drachtio request does not parse, dropped", "err", err, "txn", txn)
+		return
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return
+	}
+	w := &responder{f: f, txn: txn, req: req}
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		f.log.Warn("sip: overloaded, answering 503", "method", string(req.Method))
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			_ = w.Respond(context.Background(), &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
+		}()
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer func() { <-f.slots }()
+		f.serve(w, req, m)
+	}()
+}
+
+func (f *Front) serve(w *responder, req *sip.Request, m drachtio.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.opts.RequestTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			f.log.Error("sip: panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			_ = w.Respond(ctx, &sipfront.Response{Code: 500})
+		}
+	}()
+	src, err := source(m.Field(5), m.Field(6))
+	if err != nil {
+		f.log.Warn("sip: drachtio request with bad source", "addr", m.Field(5), "port", m.Field(6))
+		_ = w.Respond(ctx, &sipfront.Response{Code: 400})
+		return
+	}
+	req.SetSource(src.String())
+	transport := strings.ToLower(m.Field(4))
+	// drachtio reports WebSocket as tcp: the top Via tells WS/WSS apart.
+	if v := sipfront.TransportFromVia(req); v == "ws" || v == "wss" || transport == "" {
+		transport = v
+	}
+	req.SetTransport(strings.ToUpper(transport))
+	r := &sipfront.Request{
+		Msg:               req,
+		Source:            src,
+		Transport:         transport,
+		SBCAddress:        f.SBCAddress(),
+		PrivateSBCAddress: f.PrivateSBCAddress(),
+	}
+	f.handler.ServeSIP(ctx, w, r)
+	if !w.sent() {
+		f.log.Error("sip: handler sent no answer", "method", string(req.Method))
+		_ = w.Respond(ctx, &sipfront.Response{Code: 500})
+	}
+}
+
+// source parses fields 5/6; an empty port means 5060, as in srf.
+func source(addr, port string) (netip.AddrPort, error) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("drachtiofront: source address %q: %w", addr, err)
+	}
+	p := 5060
+	if port != "" {
+		if p, err = strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return netip.AddrPort{}, fmt.Errorf("drachtiofront: source port %q", port)
+		}
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
+}
+
+// responder answers one drachtio server transaction, exactly once.
+type responder struct {
+	f   *Front
+	txn string
+	req *sip.Request
+
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *responder) sent() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
+}
+
+func (w *responder) Respond(ctx context.Context, r *sipfront.Response) error {
+	// drachtio-server keeps a transaction open until it is answered, so
+	// "drop" (AUTH_BAN_ACTION=drop) becomes a plain refusal here.
+	if r.Code == sipfront.NoAnswer {
+		r = &sipfront.Response{Code: 403}
+	}
+	// A final response only: a 1xx would end the non-INVITE transaction
+	// in drachtio-server and make it answer 500 itself.
+	if r.Code < 200 || r.Code > 699 {
+		return fmt.Errorf("drachtiofront: %d is not a final response", r.Code)
+	}
+	w.mu.Lock()
+	if w.done {
+		w.mu.Unlock()
+		return errors.New("drachtiofront: response already sent")
+	}
+	w.done = true
+	w.mu.Unlock()
+	res := native.BuildResponse(w.req, r)
+	// drachtio-server fills Via and Content-Length itself.
+	for res.RemoveHeader("Via") {
+	}
+	if ctx.Err() != nil {
+		// Still try: the handler's deadline is ours, not drachtio's 64 s.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+	}
+	if _, err := w.f.client.Command(ctx, []string{"sip", w.txn, ""}, res.String()); err != nil {
+		w.f.log.Warn("sip: drachtio did not send the response", "code", r.Code, "txn", w.txn, "err", err)
+		return fmt.Errorf("drachtiofront: respond %d: %w", r.Code, err)
+	}
+	return nil
+}

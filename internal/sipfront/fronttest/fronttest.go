@@ -1,0 +1,185 @@
+// Package fronttest is the conformance suite every SIP front must pass: the
+// same checks run against the native front and the drachtio front, so the
+// handlers behave alike whichever front delivers the request.
+package fronttest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+// Target is a started front as the suite sees it.
+type Target struct {
+	// UDP is where the front takes SIP over UDP (host:port).
+	UDP string
+	// SBCAddress and PrivateSBCAddress are what requests must carry.
+	SBCAddress, PrivateSBCAddress string
+}
+
+// Start starts a front serving h until the test ends.
+type Start func(t *testing.T, h sipfront.Handler) Target
+
+// switchHandler lets one started front serve every case of the suite.
+type switchHandler struct {
+	mu sync.Mutex
+	h  sipfront.Handler
+}
+
+func (s *switchHandler) set(h sipfront.HandlerFunc) {
+	s.mu.Lock()
+	s.h = h
+	s.mu.Unlock()
+}
+
+func (s *switchHandler) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+	s.mu.Lock()
+	h := s.h
+	s.mu.Unlock()
+	h.ServeSIP(ctx, w, r)
+}
+
+// Run runs the suite against the front start starts. localIP is the
+// loopback address the suite's UDP client binds to.
+func Run(t *testing.T, start Start, localIP string) {
+	sw := &switchHandler{h: sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
+		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+	})}
+	target := start(t, sw)
+
+	t.Run("RequestCarriesSourceTransportAndSBCAddresses", func(t *testing.T) {
+		got := make(chan *sipfront.Request, 1)
+		sw.set(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+			got <- r
+			_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+		})
+		conn := dial(t, localIP, target.UDP)
+		res := exchange(t, conn, register("props-1", target.UDP, conn.LocalAddr().String()))
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		r := <-got
+		if r.Source.String() != conn.LocalAddr().String() || r.Transport != "udp" {
+			t.Errorf("source %s transport %q, want %s udp", r.Source, r.Transport, conn.LocalAddr())
+		}
+		if r.SBCAddress != target.SBCAddress || r.PrivateSBCAddress != target.PrivateSBCAddress {
+			t.Errorf("sbc addresses %q / %q, want %q / %q", r.SBCAddress, r.PrivateSBCAddress, target.SBCAddress, target.PrivateSBCAddress)
+		}
+		if r.Msg.Method != sip.REGISTER || r.CallID() != "props-1" || r.Header("X-Test") != "é ünïcode" {
+			t.Errorf("message: %s call-id %q x-test %q", r.Msg.Method, r.CallID(), r.Header("X-Test"))
+		}
+	})
+
+	t.Run("AnswerKeepsDialogHeadersAndAddsOurs", func(t *testing.T) {
+		sw.set(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
+			_ = w.Respond(ctx, &sipfront.Response{Code: 403, Headers: []sipfront.Header{{Name: "X-Reason", Value: "Invalid credentials"}}})
+		})
+		conn := dial(t, localIP, target.UDP)
+		res := exchange(t, conn, register("answer-1", target.UDP, conn.LocalAddr().String()))
+		if res.StatusCode != 403 || res.Reason != "Forbidden" {
+			t.Fatalf("got %d %s", res.StatusCode, res.Reason)
+		}
+		if h := res.GetHeader("X-Reason"); h == nil || h.Value() != "Invalid credentials" {
+			t.Errorf("X-Reason = %v", h)
+		}
+		if res.CallID().Value() != "answer-1" || res.CSeq().SeqNo != 7 || !res.To().Params.Has("tag") {
+			t.Errorf("dialog headers: %s", res)
+		}
+		if b, _ := res.Via().Params.Get("branch"); b != "z9hG4bK-answer-1" {
+			t.Errorf("Via branch %q", b)
+		}
+	})
+
+	t.Run("NoAnswerBecomes500", func(t *testing.T) {
+		sw.set(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) {})
+		conn := dial(t, localIP, target.UDP)
+		if res := exchange(t, conn, register("none-1", target.UDP, conn.LocalAddr().String())); res.StatusCode != 500 {
+			t.Fatalf("got %d, want 500", res.StatusCode)
+		}
+	})
+
+	t.Run("PanicBecomes500", func(t *testing.T) {
+		sw.set(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) { panic("boom") })
+		conn := dial(t, localIP, target.UDP)
+		if res := exchange(t, conn, register("panic-1", target.UDP, conn.LocalAddr().String())); res.StatusCode != 500 {
+			t.Fatalf("got %d, want 500", res.StatusCode)
+		}
+	})
+
+	t.Run("OnlyTheFirstAnswerIsSent", func(t *testing.T) {
+		second := make(chan error, 1)
+		sw.set(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
+			_ = w.Respond(ctx, &sipfront.Response{Code: 404})
+			second <- w.Respond(ctx, &sipfront.Response{Code: 200})
+		})
+		conn := dial(t, localIP, target.UDP)
+		if res := exchange(t, conn, register("twice-1", target.UDP, conn.LocalAddr().String())); res.StatusCode != 404 {
+			t.Fatalf("got %d, want 404", res.StatusCode)
+		}
+		if err := <-second; err == nil {
+			t.Fatal("second Respond succeeded")
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		buf := make([]byte, 4096)
+		if n, err := conn.Read(buf); err == nil {
+			t.Fatalf("a second answer arrived: %q", buf[:n])
+		}
+	})
+}
+
+func dial(t *testing.T, localIP, target string) *net.UDPConn {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(localIP)}, raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func register(callID, target, local string) string {
+	return strings.ReplaceAll(fmt.Sprintf("REGISTER sip:example.com SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %[3]s;rport;branch=z9hG4bK-%[1]s\r\n"+
+		"Max-Forwards: 70\r\n"+
+		"From: <sip:alice@example.com>;tag=ft-%[1]s\r\n"+
+		"To: <sip:alice@example.com>\r\n"+
+		"Call-ID: %[1]s\r\n"+
+		"CSeq: 7 REGISTER\r\n"+
+		"Contact: <sip:alice@%[3]s>;expires=60\r\n"+
+		"X-Test: é ünïcode\r\n"+
+		"Content-Length: 0\r\n\r\n", callID, target, local), "\n\n", "\n")
+}
+
+func exchange(t *testing.T, conn *net.UDPConn, msg string) *sip.Response {
+	t.Helper()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65535)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	m, err := sip.ParseMessage(buf[:n])
+	if err != nil {
+		t.Fatalf("answer does not parse: %v\n%s", err, buf[:n])
+	}
+	res, ok := m.(*sip.Response)
+	if !ok {
+		t.Fatalf("not a response: %s", buf[:n])
+	}
+	return res
+}
