@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/app"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 )
@@ -17,6 +18,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println(config.Version)
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "cli" {
+		os.Exit(cli.Main(context.Background(), os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {

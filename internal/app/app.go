@@ -7,16 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/auth"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sbcaddr"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
@@ -85,7 +89,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
-	mux.Handle("OPTIONS", options.Handler{})
+	sets := membership.New(rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
+	mux.Handle("OPTIONS", options.New(sets, log))
 
 	front, err := native.New(native.Options{
 		Listen:        cfg.SIPListen,
@@ -101,8 +106,36 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
-	go pruneActiveUsers(ctx, store, log)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
+	runCLI(ctx, &bg, cfg.SocketPath, sets, log)
+	keeper := sbcaddr.New(writeDB, sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
+	bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
+
+	bg.Go(func() { pruneActiveUsers(ctx, store, log) })
 	return front.Serve(ctx)
+}
+
+// runCLI starts the runtime CLI socket server. A socket that cannot be
+// created is logged, not fatal: SIP service matters more than the CLI.
+func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets *membership.Sets, log *slog.Logger) {
+	srv := cli.NewServer(path, log)
+	cli.RegisterSettings(srv, cli.NewSettings())
+	cli.RegisterFeatureServers(srv, sets)
+	ln, err := srv.Listen()
+	if err != nil {
+		log.Error("cli: runtime CLI not available", "err", err)
+		return
+	}
+	bg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			log.Error("cli: server stopped", "err", err)
+		}
+	})
 }
 
 // pruneActiveUsers removes expired members of active-user periodically, as
