@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/app"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 )
@@ -18,6 +19,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "version" {
 		fmt.Println(config.Version)
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "cli" {
+		os.Exit(cli.Main(context.Background(), os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
 	flags := flag.NewFlagSet("sbc-sip-sidecar", flag.ExitOnError)
 	configFile := flags.String("config", "", "YAML config file used instead of MySQL (default $SIDECAR_CONFIG)")

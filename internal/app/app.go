@@ -7,16 +7,21 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/auth"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sbcaddr"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
@@ -84,9 +89,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
-	mux.Handle("OPTIONS", options.Handler{})
+	sets := openMembership(cfg, st, log)
+	mux.Handle("OPTIONS", options.New(sets, log))
 
-	go pruneActiveUsers(ctx, store, log)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
+	runCLI(ctx, &bg, cfg.SocketPath, sets, log)
+	bg.Go(func() { pruneActiveUsers(ctx, store, log) })
+
 	if cfg.Drachtio.Enabled() {
 		// Inside a jambonz SBC: drachtio-server owns the SIP port.
 		front, err := drachtiofront.New(drachtiofront.Options{
@@ -115,7 +128,44 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 
+	if db, ok := dir.(*mysqldir.Directory); ok {
+		keeper := sbcaddr.New(db.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
+		bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
+	}
 	return front.Serve(ctx)
+}
+
+// runCLI starts the runtime CLI socket server. A socket that cannot be
+// created is logged, not fatal: SIP service matters more than the CLI.
+func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, log *slog.Logger) {
+	srv := cli.NewServer(path, log)
+	cli.RegisterSettings(srv, cli.NewSettings())
+	cli.RegisterFeatureServers(srv, sets)
+	ln, err := srv.Listen()
+	if err != nil {
+		log.Error("cli: runtime CLI not available", "err", err)
+		return
+	}
+	bg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			log.Error("cli: server stopped", "err", err)
+		}
+	})
+}
+
+// Membership is what the service needs of the feature/RTP server sets.
+type Membership interface {
+	options.Membership
+	cli.FeatureServers
+	Run(ctx context.Context, interval time.Duration)
+}
+
+// openMembership keeps the sets in Redis, or in process in standalone mode.
+func openMembership(cfg *config.Config, st storage, log *slog.Logger) Membership {
+	if st.rdb == nil {
+		return membership.NewMemory(cfg.ExpiresInterval, log)
+	}
+	return membership.New(st.rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
 }
 
 // pruneActiveUsers removes expired members of active-user periodically, as

@@ -68,6 +68,8 @@ func BaseEnv(t testing.TB) map[string]string {
 		"JAMBONES_REDIS_PORT":     port,
 		"JAMBONES_LOGLEVEL":       "debug",
 		"ENCRYPTION_SECRET":       "e2e-secret",
+		// Each service gets its own runtime CLI socket (the default is shared).
+		"SBC_SOCKET_PATH": filepath.Join(t.TempDir(), "cli.sock"),
 	}
 }
 

@@ -1,0 +1,212 @@
+// Package sbcaddr keeps this SBC's public SIP addresses in the
+// `sbc_addresses` table (contract §3): the portal and api-server list them
+// (DNS records for SIP realms, carrier whitelisting). Each address is
+// upserted at start and every SBC_PUBLIC_ADDRESS_KEEP_ALIVE_IN_MILISECOND;
+// rows of SBCs that stopped refreshing for DEAD_SBC_IN_SECOND are deleted.
+package sbcaddr
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+)
+
+// Address is one row: the SIP ports of one public IPv4 address.
+type Address struct {
+	IP      netip.Addr
+	Port    int // udp/tcp; 5060 when only tls/wss listen
+	TLSPort int // 0: none
+	WSSPort int // 0: none
+}
+
+// IsPublic reports whether ip may be announced: IPv4, not RFC 1918, not
+// loopback, link-local, multicast or unspecified.
+func IsPublic(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.Is4() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
+		!ip.IsMulticast() && !ip.IsUnspecified()
+}
+
+// Public derives the public addresses from the listen list. publicIP
+// (SIP_PUBLIC_ADDRESS) overrides the listen hosts, for NAT'ed hosts whose
+// sockets are bound to a private address; sockets bound to 0.0.0.0 stand
+// for every public address of ifaceAddrs.
+func Public(listen []config.Listen, publicIP string, ifaceAddrs []netip.Addr) []Address {
+	byIP := map[netip.Addr]*Address{}
+	var override netip.Addr
+	if a, err := netip.ParseAddr(publicIP); err == nil {
+		override = a.Unmap()
+	}
+	for _, l := range listen {
+		host, err := netip.ParseAddr(l.Host)
+		if err != nil {
+			continue
+		}
+		var ips []netip.Addr
+		switch {
+		case override.IsValid():
+			ips = []netip.Addr{override}
+		case host.IsUnspecified():
+			ips = ifaceAddrs
+		default:
+			ips = []netip.Addr{host.Unmap()}
+		}
+		for _, ip := range ips {
+			if !IsPublic(ip) {
+				continue
+			}
+			a := byIP[ip]
+			if a == nil {
+				a = &Address{IP: ip}
+				byIP[ip] = a
+			}
+			switch l.Transport {
+			case "udp", "tcp":
+				if a.Port == 0 {
+					a.Port = l.Port
+				}
+			case "tls":
+				a.TLSPort = l.Port
+			case "wss":
+				a.WSSPort = l.Port
+			}
+		}
+	}
+	out := make([]Address, 0, len(byIP))
+	for _, a := range byIP {
+		if a.Port == 0 {
+			a.Port = 5060
+		}
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out
+}
+
+// InterfaceAddrs returns the host's interface addresses.
+func InterfaceAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
+}
+
+// Keeper refreshes the rows of this SBC through the write pool.
+type Keeper struct {
+	db    *sql.DB
+	addrs []Address
+	dead  time.Duration
+	log   *slog.Logger
+}
+
+// New returns a keeper of addrs; rows older than dead are deleted.
+func New(db *sql.DB, addrs []Address, dead time.Duration, log *slog.Logger) *Keeper {
+	return &Keeper{db: db, addrs: addrs, dead: dead, log: log}
+}
+
+// Refresh upserts every address and deletes dead rows.
+func (k *Keeper) Refresh(ctx context.Context) error {
+	for _, a := range k.addrs {
+		if err := k.upsert(ctx, a); err != nil {
+			return err
+		}
+	}
+	res, err := k.db.ExecContext(ctx,
+		`DELETE FROM sbc_addresses WHERE last_updated IS NULL OR last_updated < DATE_SUB(NOW(), INTERVAL ? SECOND)`,
+		int64(k.dead/time.Second))
+	if err != nil {
+		return fmt.Errorf("sbcaddr: deleting dead rows: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		k.log.Info("sbcaddr: deleted addresses of dead SBCs", "rows", n)
+	}
+	return nil
+}
+
+// upsert updates the rows of (ip, port) or inserts one. The schema has no
+// unique key on (ipv4, port), so the SELECT ... FOR UPDATE serializes two
+// instances refreshing the same address (it locks the index gap too).
+func (k *Keeper) upsert(ctx context.Context, a Address) error {
+	tx, err := k.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sbcaddr: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx,
+		`SELECT sbc_address_sid FROM sbc_addresses WHERE ipv4 = ? AND port = ? FOR UPDATE`, a.IP.String(), a.Port)
+	if err != nil {
+		return fmt.Errorf("sbcaddr: select %s: %w", a.IP, err)
+	}
+	var sids []string
+	for rows.Next() {
+		var sid string
+		if err := rows.Scan(&sid); err != nil {
+			rows.Close()
+			return fmt.Errorf("sbcaddr: scan: %w", err)
+		}
+		sids = append(sids, sid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sbcaddr: select %s: %w", a.IP, err)
+	}
+	tls, wss := nullPort(a.TLSPort), nullPort(a.WSSPort)
+	if len(sids) == 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO sbc_addresses (sbc_address_sid, ipv4, port, tls_port, wss_port, last_updated)
+			VALUES (?, ?, ?, ?, ?, NOW())`, uuid.NewString(), a.IP.String(), a.Port, tls, wss)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE sbc_addresses SET tls_port = ?, wss_port = ?, last_updated = NOW()
+			WHERE ipv4 = ? AND port = ?`, tls, wss, a.IP.String(), a.Port)
+	}
+	if err != nil {
+		return fmt.Errorf("sbcaddr: upsert %s:%d: %w", a.IP, a.Port, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sbcaddr: commit: %w", err)
+	}
+	return nil
+}
+
+func nullPort(p int) sql.NullInt64 { return sql.NullInt64{Int64: int64(p), Valid: p > 0} }
+
+// Run refreshes at once and every interval until ctx ends; failures are
+// logged and retried at the next tick.
+func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
+	if len(k.addrs) == 0 {
+		k.log.Warn("sbcaddr: no public SIP address (set SIP_PUBLIC_ADDRESS behind NAT); sbc_addresses is not updated")
+	} else {
+		k.log.Info("sbcaddr: keeping sbc_addresses", "addresses", fmt.Sprint(k.addrs), "every", interval.String())
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := k.Refresh(ctx); err != nil && ctx.Err() == nil {
+			k.log.Error("sbcaddr: refresh failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a Address) String() string {
+	return fmt.Sprintf("%s port=%d tls=%d wss=%d", a.IP, a.Port, a.TLSPort, a.WSSPort)
+}
