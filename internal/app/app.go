@@ -97,7 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
-	runCLI(ctx, &bg, cfg.SocketPath, sets, log)
+	runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
 	bg.Go(func() { pruneActiveUsers(ctx, store, log) })
 
 	if cfg.Drachtio.Enabled() {
@@ -137,10 +137,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 // runCLI starts the runtime CLI socket server. A socket that cannot be
 // created is logged, not fatal: SIP service matters more than the CLI.
-func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, log *slog.Logger) {
+func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) {
 	srv := cli.NewServer(path, log)
 	cli.RegisterSettings(srv, cli.NewSettings())
 	cli.RegisterFeatureServers(srv, sets)
+	cli.RegisterRegistrations(srv, regs, time.Now)
 	ln, err := srv.Listen()
 	if err != nil {
 		log.Error("cli: runtime CLI not available", "err", err)

@@ -87,6 +87,7 @@ const usage = `usage: sbc-sip-sidecar cli <command>
   add <key> <item>    add an item to a list setting
   remove <key> <item> remove an item from a list setting
   list                show all runtime settings
+  registrations [realm]  list registered devices (all realms, or one)
 
 The socket is SBC_SOCKET_PATH (default ` + DefaultSocketPath + `).
 `
@@ -172,6 +173,15 @@ func parseArgs(args []string) (Command, printer, error) {
 		return Command{Action: args[0], Key: args[1], Item: args[2]}, printArray, nil
 	case "list":
 		return Command{Action: "list"}, printConfig, nil
+	case "registrations":
+		if len(args) > 2 {
+			return Command{}, nil, errors.New("registrations takes at most a realm")
+		}
+		realm := ""
+		if len(args) == 2 {
+			realm = args[1]
+		}
+		return Command{Action: "registrations", Key: realm}, printRegistrations, nil
 	}
 	return Command{}, nil, fmt.Errorf("unknown command %q", args[0])
 }

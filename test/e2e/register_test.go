@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,13 @@ func TestRegisterScenarios(t *testing.T) {
 			env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d,tcp:127.0.0.1:%d", tc.sipPort, tc.sipPort)
 			sidecar.Start(t, env, "native front listening")
 			target := fmt.Sprintf("127.0.0.1:%d", tc.sipPort)
+			defer func() {
+				// Listed by the runtime CLI from Redis (jane is still bound).
+				out, code := sidecar.CLI(t, env, "registrations", "jambonz.org")
+				if code != 0 || !strings.Contains(out, "jane@jambonz.org") || strings.Contains(out, "john@jambonz.org") {
+					t.Errorf("cli registrations = %d:\n%s", code, out)
+				}
+			}()
 			run := func(scenario, csv string) {
 				t.Helper()
 				sidecar.Run(t, sidecar.Sipp{Scenario: scenario, CSV: csv, Target: target,

@@ -31,6 +31,7 @@ func standaloneEnv(t *testing.T, listen string) map[string]string {
 	return map[string]string{
 		"SIP_LISTEN":         listen,
 		"SIDECAR_STATE_FILE": filepath.Join(t.TempDir(), "sidecar.state"),
+		"SBC_SOCKET_PATH":    filepath.Join(t.TempDir(), "cli.sock"),
 		"JAMBONES_LOGLEVEL":  "debug",
 	}
 }
@@ -164,6 +165,17 @@ func TestStandalone_DemoModeRegistersAndSurvivesARestart(t *testing.T) {
 	sidecar.Start(t, env, "native front listening")
 	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-re-register-auth-success.xml", CSV: repoFile(t, "examples/sipp/demo.csv"),
 		Target: "127.0.0.1:16520", LocalPort: 16521})
+
+	// The README's CLI command lists the binding, for all realms and for one.
+	for _, args := range [][]string{{"registrations"}, {"registrations", "demo.localhost"}} {
+		out, code := sidecar.CLI(t, env, args...)
+		if code != 0 || !strings.Contains(out, "demo@demo.localhost") || !strings.Contains(out, "sip:sipp@127.0.0.1:16521") {
+			t.Errorf("cli %v = %d:\n%s", args, code, out)
+		}
+	}
+	if out, _ := sidecar.CLI(t, env, "registrations", "other.realm"); !strings.Contains(out, "No registrations") {
+		t.Errorf("cli registrations other.realm:\n%s", out)
+	}
 }
 
 func TestStandalone_BadConfigFileStopsStartUpNamingLineAndField(t *testing.T) {

@@ -298,3 +298,16 @@ func Webhook(t testing.TB, opts authserver.Options) *authserver.Server {
 
 // DefaultWebhookAddr is where populate-test-data.sql points the hook.
 const DefaultWebhookAddr = "127.0.0.1:4000"
+
+// CLI runs `sbc-sip-sidecar cli args...` against the service started with
+// env and returns its output and exit status.
+func CLI(t testing.TB, env map[string]string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), append([]string{"cli"}, args...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "SBC_SOCKET_PATH=" + env["SBC_SOCKET_PATH"]}
+	out, err := cmd.CombinedOutput()
+	if err != nil && cmd.ProcessState == nil {
+		t.Fatalf("cli: %v", err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
