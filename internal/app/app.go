@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -90,7 +91,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
 	sets := openMembership(cfg, st, log)
-	mux.Handle("OPTIONS", options.New(sets, log))
+	mux.Handle("OPTIONS", options.New(sets, checkInTrusted(cfg), log))
 
 	var bg sync.WaitGroup
 	defer bg.Wait()
@@ -167,6 +168,23 @@ func openMembership(cfg *config.Config, st storage, log *slog.Logger) Membership
 		return membership.NewMemory(cfg.ExpiresInterval, log)
 	}
 	return membership.New(st.rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
+}
+
+// checkInTrusted accepts feature/RTP server check-ins from the private
+// networks (JAMBONES_NETWORK_CIDR) and from this host (loopback), unless
+// JAMBONES_NETWORK_CIDR lists loopback ranges itself: then exactly those.
+func checkInTrusted(cfg *config.Config) func(netip.Addr) bool {
+	loopback := netip.MustParsePrefix("127.0.0.0/8")
+	implicit := true
+	for _, p := range cfg.NetworkCIDRs {
+		if p.Overlaps(loopback) {
+			implicit = false
+		}
+	}
+	return func(a netip.Addr) bool {
+		a = a.Unmap()
+		return (implicit && a.IsLoopback()) || cfg.InNetwork(a)
+	}
 }
 
 // pruneActiveUsers removes expired members of active-user periodically, as

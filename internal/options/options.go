@@ -7,6 +7,7 @@ package options
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -24,13 +25,20 @@ type Membership interface {
 
 // Handler answers OPTIONS.
 type Handler struct {
-	sets Membership
-	log  *slog.Logger
+	sets    Membership
+	trusted func(netip.Addr) bool
+	log     *slog.Logger
 }
 
-// New returns the OPTIONS handler.
-func New(sets Membership, log *slog.Logger) *Handler {
-	return &Handler{sets: sets, log: log}
+// New returns the OPTIONS handler. Check-ins are accepted only from sources
+// trusted reports true for (the cluster's private networks); from anywhere
+// else they are answered as plain keepalives and change nothing, so nobody on
+// the internet can add themselves as a feature server. nil trusts everyone.
+func New(sets Membership, trusted func(netip.Addr) bool, log *slog.Logger) *Handler {
+	if trusted == nil {
+		trusted = func(netip.Addr) bool { return true }
+	}
+	return &Handler{sets: sets, trusted: trusted, log: log}
 }
 
 // checkIn is what an internal server announces.
@@ -67,6 +75,11 @@ func isOpen(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "ope
 func (h *Handler) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
 	c, ok := parse(r)
 	if !ok {
+		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+		return
+	}
+	if !h.trusted(r.Source.Addr()) {
+		h.log.Info("options: check-in from outside JAMBONES_NETWORK_CIDR ignored", "source", r.Source.String(), "set", c.set)
 		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
 		return
 	}

@@ -54,7 +54,7 @@ func TestServeSIP_CheckInsUpdateSetsAndAnswerMembers(t *testing.T) {
 		cluster + ":active-fs:lastseen", cluster + ":active-rtp:lastseen", cluster + ":fs-service-url:lastseen"}
 	rdb.Del(ctx, keys...)
 	t.Cleanup(func() { rdb.Del(ctx, keys...) })
-	h := New(membership.New(rdb, cluster, time.Minute, quiet()), quiet())
+	h := New(membership.New(rdb, cluster, time.Minute, quiet()), nil, quiet())
 
 	steps := []struct {
 		name        string
@@ -105,7 +105,7 @@ func TestServeSIP_CheckInsUpdateSetsAndAnswerMembers(t *testing.T) {
 func TestServeSIP_RedisFailureAnswers503(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
 	defer rdb.Close()
-	h := New(membership.New(rdb, "x", time.Minute, quiet()), quiet())
+	h := New(membership.New(rdb, "x", time.Minute, quiet()), nil, quiet())
 	for _, hdr := range []string{"X-FS-Status: open", "X-FS-Status: closed", "X-RTP-Status: open"} {
 		w := &recorder{}
 		h.ServeSIP(context.Background(), w, options(t, "10.0.0.1:5060", hdr))
@@ -118,5 +118,35 @@ func TestServeSIP_RedisFailureAnswers503(t *testing.T) {
 	h.ServeSIP(context.Background(), w, options(t, "10.0.0.1:5060"))
 	if w.res.Code != 200 {
 		t.Errorf("keepalive: %+v, want 200", w.res)
+	}
+}
+
+func TestOptions_CheckInFromUntrustedSourceIgnored(t *testing.T) {
+	sets := membership.NewMemory(time.Minute, quiet())
+	private := netip.MustParsePrefix("10.0.0.0/8")
+	h := New(sets, private.Contains, quiet())
+	for _, tc := range []struct {
+		src         string
+		wantMembers bool
+	}{
+		{"203.0.113.5:5060", false},
+		{"10.1.2.3:5060", true},
+	} {
+		msg, err := sip.ParseMessage([]byte("OPTIONS sip:sbc SIP/2.0\r\nVia: SIP/2.0/UDP " + tc.src + ";branch=z9hG4bK1\r\n" +
+			"From: <sip:fs@x>;tag=1\r\nTo: <sip:sbc>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nX-FS-Status: open\r\nContent-Length: 0\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &recorder{}
+		h.ServeSIP(context.Background(), w, &sipfront.Request{Msg: msg.(*sip.Request), Source: netip.MustParseAddrPort(tc.src), Transport: "udp"})
+		if w.res == nil || w.res.Code != 200 {
+			t.Fatalf("%s: answer %+v, want 200", tc.src, w.res)
+		}
+		if got := w.res.Get("X-Members") != ""; got != tc.wantMembers {
+			t.Errorf("%s: X-Members present = %v, want %v", tc.src, got, tc.wantMembers)
+		}
+	}
+	if m, _ := sets.Members(context.Background(), membership.ActiveFS); len(m) != 1 || m[0] != "10.1.2.3:5060" {
+		t.Errorf("active-fs = %v, want only the private server", m)
 	}
 }

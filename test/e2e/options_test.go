@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,4 +260,56 @@ func TestSBCAddresses(t *testing.T) {
 	if err := db.QueryRow(`SELECT COUNT(*) FROM sbc_addresses WHERE ipv4 = ?`, public).Scan(&n); err != nil || n != 1 {
 		t.Errorf("rows for %s after refreshes = %d (%v), want 1", public, n, err)
 	}
+}
+
+// TestOptionsCheckInOutsideNetworkIgnored: with JAMBONES_NETWORK_CIDR naming
+// 127.0.0.0/25 only, a check-in from 127.0.0.200 is answered as a keepalive
+// and changes nothing, while one from 127.0.0.20 is recorded.
+func TestOptionsCheckInOutsideNetworkIgnored(t *testing.T) {
+	rdb := redisClient(t)
+	env := sidecar.BaseEnv(t)
+	env["SIP_LISTEN"] = "udp:127.0.0.1:16306"
+	env["JAMBONES_NETWORK_CIDR"] = "127.0.0.0/25"
+	proc := sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:16306"
+
+	for _, header := range []string{"X-FS-Status: open", "X-RTP-Status: open"} {
+		answer := checkInFrom(t, target, "127.0.0.200", 16313, header)
+		if !strings.HasPrefix(answer, "SIP/2.0 200") || strings.Contains(answer, "X-Members") {
+			t.Errorf("outside %s answered %q, want a plain 200", header, answer)
+		}
+	}
+	if got := setMembers(t, rdb, "default:active-fs") + "|" + setMembers(t, rdb, "default:active-rtp"); got != "|" {
+		t.Errorf("outside check-ins changed the sets: %s", got)
+	}
+	if !strings.Contains(proc.Logs(), "check-in from outside JAMBONES_NETWORK_CIDR ignored") {
+		t.Error("ignored check-in not logged")
+	}
+	if members := checkIn(t, target, "uac-add-fs-1.xml", "127.0.0.20", 16314); members != "1" {
+		t.Errorf("inside check-in X-Members = %q, want 1", members)
+	}
+}
+
+// checkInFrom sends an OPTIONS check-in with header from ip:port and returns
+// the answer's head.
+func checkInFrom(t *testing.T, target, ip string, port int, header string) string {
+	t.Helper()
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP(ip), Port: port}, mustUDP(target))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%d\r\n"+
+		"From: <sip:fs@%s>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: ci-%d\r\nCSeq: 1 OPTIONS\r\n%s\r\n"+
+		"Content-Length: 0\r\n\r\n", target, ip, port, time.Now().UnixNano(), ip, target, time.Now().UnixNano(), header)
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
 }
