@@ -15,6 +15,8 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
@@ -36,6 +38,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return errors.New("config: the drachtio front is not available yet; unset DRACHTIO_HOST to use the native SIP front (SIP_LISTEN)")
 	}
 
+	m, closeMetrics, err := newMetrics(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeMetrics()
+	checks := health.New(0)
+
 	rdb, err := redisconn.Open(cfg.Redis)
 	if err != nil {
 		return err
@@ -46,6 +55,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("redis: not reachable at start-up", "err", err)
 	}
 	store := redisstore.New(rdb)
+	checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 
 	readDB, err := mysqldir.Open(cfg.MySQL)
 	if err != nil {
@@ -64,6 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("%w (is MySQL at %s:%d reachable?)", err, cfg.MySQL.Host, cfg.MySQL.Port)
 	}
 	defer dir.Close()
+	checks.Add("mysql", health.PingCheck(readDB))
 
 	var cipher *credcrypt.Cipher
 	if cfg.EncryptionSecret != "" {
@@ -93,28 +104,39 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if sec.NonceSecret == "" {
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
 	}
+	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
+	webhook.Observe = m.ObserveWebhook
 	reg := registrar.New(registrar.Deps{
 		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:     regGuard,
-		Store:     store,
-		Directory: dir,
-		Webhook:   auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log),
-		Clients:   auth.NewClients(dir, cipher, log),
+		Store:     countingStore{store, m},
+		Directory: countingDirectory{dir, m},
+		Webhook:   webhook,
+		Clients:   auth.NewClients(countingDirectory{dir, m}, cipher, log),
 		Alerter:   alerter,
 		Log:       log,
 		Hosting:   cfg.Hosting,
+		Observe:   observeRegister(m),
 	})
 
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
 	mux.Handle("OPTIONS", options.Handler{})
 
+	var cert *native.Certificate
+	if cfg.SIPTLSCertFile != "" {
+		if cert, err = native.LoadCertificate(cfg.SIPTLSCertFile, cfg.SIPTLSKeyFile); err != nil {
+			return err
+		}
+		go reloadTLSOnSIGHUP(ctx, cert.Reload, log)
+	}
 	front, err := native.New(native.Options{
 		Listen:        cfg.SIPListen,
 		PublicAddress: cfg.SIPPublicAddress,
 		InNetwork:     cfg.InNetwork,
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
+		TLS:           cert,
 	}, mux, mux.Methods())
 	if err != nil {
 		return err
@@ -122,14 +144,29 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := front.Listen(ctx); err != nil {
 		return err
 	}
+	checks.Add("sip", func(context.Context) error {
+		if !front.Listening() {
+			return errors.New("not listening")
+		}
+		return nil
+	})
+	if cfg.HTTPPort > 0 {
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+		if err != nil {
+			front.Close()
+			return err
+		}
+		defer stopHTTP()
+	}
 
-	go pruneActiveUsers(ctx, store, log)
+	go pruneActiveUsers(ctx, store, m, log)
 	return front.Serve(ctx)
 }
 
 // pruneActiveUsers removes expired members of active-user periodically, as
 // the original does before counting.
-func pruneActiveUsers(ctx context.Context, store *redisstore.Store, log *slog.Logger) {
+// The count feeds the active-bindings gauge (sbc.users.count in StatsD).
+func pruneActiveUsers(ctx context.Context, store *redisstore.Store, m *metrics.Metrics, log *slog.Logger) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
@@ -139,9 +176,11 @@ func pruneActiveUsers(ctx context.Context, store *redisstore.Store, log *slog.Lo
 		case <-t.C:
 			n, err := store.Count(ctx)
 			if err != nil {
+				m.BackendError(metrics.Redis)
 				log.Warn("redis: pruning active-user failed", "err", err)
 				continue
 			}
+			m.SetActiveBindings(n)
 			log.Debug("registered users", "count", n)
 		}
 	}

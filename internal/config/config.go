@@ -106,6 +106,12 @@ type Config struct {
 
 	SIPListen        []Listen
 	SIPPublicAddress string
+	// SIPTLSCertFile and SIPTLSKeyFile hold the certificate of the tls and
+	// wss listeners (PEM), reloaded on SIGHUP.
+	SIPTLSCertFile string
+	SIPTLSKeyFile  string
+	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
+	HTTPPort int
 
 	Drachtio   Drachtio
 	MySQL      MySQL
@@ -167,6 +173,20 @@ func Load(getenv Getenv) (*Config, error) {
 	c.LogLevel = r.oneOf("JAMBONES_LOGLEVEL", "info", "debug", "info", "warn", "error")
 	c.SIPListen = r.listen("SIP_LISTEN", DefaultListen)
 	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
+	c.SIPTLSCertFile = r.str("SIP_TLS_CERT_FILE", "")
+	c.SIPTLSKeyFile = r.str("SIP_TLS_KEY_FILE", "")
+	for _, l := range c.SIPListen {
+		if l.Transport == "tls" || l.Transport == "wss" {
+			if c.SIPTLSCertFile == "" {
+				r.fail("SIP_TLS_CERT_FILE", "is required when SIP_LISTEN has a "+l.Transport+" entry")
+			}
+			if c.SIPTLSKeyFile == "" {
+				r.fail("SIP_TLS_KEY_FILE", "is required when SIP_LISTEN has a "+l.Transport+" entry")
+			}
+			break
+		}
+	}
+	c.HTTPPort = r.integer("HTTP_PORT", 0, 0, 65535)
 
 	c.Drachtio = Drachtio{
 		Host:   r.str("DRACHTIO_HOST", ""),
