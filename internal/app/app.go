@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,7 +19,9 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -30,6 +33,13 @@ import (
 
 // Run runs the service until ctx is cancelled.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	m, closeMetrics, err := newMetrics(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeMetrics()
+	checks := health.New(0)
+
 	// No Redis: embedded store; no MySQL: config file or built-in demo.
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -41,12 +51,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer stopStore()
 		go st.run(storeCtx)
 	}
+	if st.rdb != nil {
+		rdb := st.rdb
+		checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	}
 	store := st.Store
 	dir, closeDir, err := openDirectory(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeDir()
+	mysql, _ := dir.(*mysqldir.Directory)
+	if mysql != nil {
+		checks.Add("mysql", health.PingCheck(mysql.Read()))
+	}
 
 	var cipher *credcrypt.Cipher
 	if cfg.EncryptionSecret != "" {
@@ -76,16 +94,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if sec.NonceSecret == "" {
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
 	}
+	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
+	webhook.Observe = m.ObserveWebhook
 	reg := registrar.New(registrar.Deps{
 		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:     regGuard,
-		Store:     store,
-		Directory: dir,
-		Webhook:   auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log),
-		Clients:   auth.NewClients(dir, cipher, log),
+		Store:     countingStore{store, m},
+		Directory: countingDirectory{dir, m},
+		Webhook:   webhook,
+		Clients:   auth.NewClients(countingDirectory{dir, m}, cipher, log),
 		Alerter:   alerter,
 		Log:       log,
 		Hosting:   cfg.Hosting,
+		Observe:   observeRegister(m),
 	})
 
 	mux := sipfront.NewMux()
@@ -99,7 +120,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer cancel()
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
 	runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
-	bg.Go(func() { pruneActiveUsers(ctx, store, log) })
+	bg.Go(func() { pruneActiveUsers(ctx, store, m, log) })
+	bg.Go(func() { gaugeMembers(ctx, sets, m, cfg.CheckExpires) })
+	if mysql != nil && !cfg.Drachtio.Enabled() {
+		keeper := sbcaddr.New(mysql.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
+		bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
+	}
 
 	if cfg.Drachtio.Enabled() {
 		// Inside a jambonz SBC: drachtio-server owns the SIP port.
@@ -112,15 +138,36 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
+		checks.Add("drachtio", func(context.Context) error {
+			if !front.Connected() {
+				return errors.New("not connected to drachtio-server")
+			}
+			return nil
+		})
+		if cfg.HTTPPort > 0 {
+			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+			if err != nil {
+				return err
+			}
+			defer stopHTTP()
+		}
 		return front.Serve(ctx)
 	}
 
+	var cert *native.Certificate
+	if cfg.SIPTLSCertFile != "" {
+		if cert, err = native.LoadCertificate(cfg.SIPTLSCertFile, cfg.SIPTLSKeyFile); err != nil {
+			return err
+		}
+		bg.Go(func() { reloadTLSOnSIGHUP(ctx, cert.Reload, log) })
+	}
 	front, err := native.New(native.Options{
 		Listen:        demoListen(cfg),
 		PublicAddress: cfg.SIPPublicAddress,
 		InNetwork:     cfg.InNetwork,
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
+		TLS:           cert,
 	}, mux, mux.Methods())
 	if err != nil {
 		return err
@@ -128,10 +175,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := front.Listen(ctx); err != nil {
 		return err
 	}
-
-	if db, ok := dir.(*mysqldir.Directory); ok {
-		keeper := sbcaddr.New(db.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
-		bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
+	checks.Add("sip", func(context.Context) error {
+		if !front.Listening() {
+			return errors.New("not listening")
+		}
+		return nil
+	})
+	if cfg.HTTPPort > 0 {
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+		if err != nil {
+			front.Close()
+			return err
+		}
+		defer stopHTTP()
 	}
 	return front.Serve(ctx)
 }
@@ -187,9 +243,28 @@ func checkInTrusted(cfg *config.Config) func(netip.Addr) bool {
 	}
 }
 
+// gaugeMembers feeds the feature/RTP server member gauges.
+func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for kind, set := range map[string]string{"fs": membership.ActiveFS, "rtp": membership.ActiveRTP} {
+			if members, err := sets.Members(ctx, set); err == nil {
+				m.SetMembers(kind, len(members))
+			}
+		}
+	}
+}
+
 // pruneActiveUsers removes expired members of active-user periodically, as
 // the original does before counting.
-func pruneActiveUsers(ctx context.Context, store Store, log *slog.Logger) {
+// The count feeds the active-bindings gauge (sbc.users.count in StatsD).
+func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
 	t := time.NewTicker(30 * time.Second)
 	defer t.Stop()
 	for {
@@ -199,9 +274,11 @@ func pruneActiveUsers(ctx context.Context, store Store, log *slog.Logger) {
 		case <-t.C:
 			n, err := store.Count(ctx)
 			if err != nil {
+				m.BackendError(metrics.Redis)
 				log.Warn("store: pruning active-user failed", "err", err)
 				continue
 			}
+			m.SetActiveBindings(n)
 			log.Debug("registered users", "count", n)
 		}
 	}

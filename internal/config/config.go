@@ -107,6 +107,12 @@ type Config struct {
 	SIPListen        []Listen
 	SIPListenSet     bool // SIP_LISTEN was given (demo mode defaults to loopback otherwise)
 	SIPPublicAddress string
+	// SIPTLSCertFile and SIPTLSKeyFile hold the certificate of the tls and
+	// wss listeners (PEM), reloaded on SIGHUP.
+	SIPTLSCertFile string
+	SIPTLSKeyFile  string
+	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
+	HTTPPort int
 
 	// Standalone mode (no MySQL / no Redis).
 	ConfigFile string // SIDECAR_CONFIG or --config: YAML directory used when MySQL is not configured
@@ -182,6 +188,20 @@ func Load(getenv Getenv) (*Config, error) {
 	c.ConfigFile = r.str("SIDECAR_CONFIG", "")
 	c.StateFile = r.str("SIDECAR_STATE_FILE", DefaultStateFile)
 	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
+	c.SIPTLSCertFile = r.str("SIP_TLS_CERT_FILE", "")
+	c.SIPTLSKeyFile = r.str("SIP_TLS_KEY_FILE", "")
+	for _, l := range c.SIPListen {
+		if l.Transport == "tls" || l.Transport == "wss" {
+			if c.SIPTLSCertFile == "" {
+				r.fail("SIP_TLS_CERT_FILE", "is required when SIP_LISTEN has a "+l.Transport+" entry")
+			}
+			if c.SIPTLSKeyFile == "" {
+				r.fail("SIP_TLS_KEY_FILE", "is required when SIP_LISTEN has a "+l.Transport+" entry")
+			}
+			break
+		}
+	}
+	c.HTTPPort = r.integer("HTTP_PORT", 0, 0, 65535)
 
 	c.Drachtio = Drachtio{
 		Host:   r.str("DRACHTIO_HOST", ""),

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // credentialHeader matches SIP credential headers inside logged raw messages
@@ -50,5 +51,5 @@ func New(w io.Writer, level string) *slog.Logger {
 			return a
 		},
 	})
-	return slog.New(h)
+	return slog.New(RateLimit(h, 10, time.Second))
 }

@@ -357,3 +357,9 @@ func (w *responder) Respond(ctx context.Context, r *sipfront.Response) error {
 	}
 	return nil
 }
+
+// Connected reports whether a session with drachtio-server is up (readiness).
+func (f *Front) Connected() bool {
+	_, ok := f.client.Session()
+	return ok
+}

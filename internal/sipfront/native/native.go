@@ -4,6 +4,7 @@ package native
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,8 @@ type Options struct {
 	DrainTimeout time.Duration
 	UserAgent    string
 	Log          *slog.Logger
+	// TLS is the certificate of tls and wss listeners (required for them).
+	TLS *Certificate
 }
 
 // Front is the native SIP front.
@@ -54,7 +57,7 @@ type Front struct {
 
 	mu         sync.Mutex
 	udp        []net.PacketConn
-	stream     []net.Listener
+	stream     []streamListener
 	sbcAddress string
 	private    string
 }
@@ -128,18 +131,25 @@ func (f *Front) Listen(ctx context.Context) error {
 			f.mu.Lock()
 			f.udp = append(f.udp, pc)
 			f.mu.Unlock()
-		case "tcp":
+		case "tcp", "tls", "ws", "wss":
+			if (l.Transport == "tls" || l.Transport == "wss") && f.opts.TLS == nil {
+				f.Close()
+				return fmt.Errorf("native: listen %s: no TLS certificate (SIP_TLS_CERT_FILE, SIP_TLS_KEY_FILE)", l)
+			}
 			ln, err := lc.Listen(ctx, "tcp", addr)
 			if err != nil {
 				f.Close()
 				return fmt.Errorf("native: listen %s: %w", l, err)
 			}
+			if l.Transport == "tls" || l.Transport == "wss" {
+				ln = tls.NewListener(ln, f.opts.TLS.ServerConfig())
+			}
 			f.mu.Lock()
-			f.stream = append(f.stream, ln)
+			f.stream = append(f.stream, streamListener{transport: l.Transport, Listener: ln})
 			f.mu.Unlock()
 		default:
 			f.Close()
-			return fmt.Errorf("native: transport %s is not supported yet by the native front", l.Transport)
+			return fmt.Errorf("native: transport %s is not supported by the native front", l.Transport)
 		}
 	}
 	f.mu.Lock()
@@ -161,7 +171,7 @@ func (f *Front) Serve(ctx context.Context) error {
 		go func() { errc <- f.srv.ServeUDP(pc) }()
 	}
 	for _, ln := range stream {
-		go func() { errc <- f.srv.ServeTCP(ln) }()
+		go func() { errc <- f.serveStream(ln) }()
 	}
 	f.log.Info("sip: native front listening", "sbc_address", f.SBCAddress(), "private_sbc_address", f.PrivateSBCAddress())
 	select {
@@ -239,7 +249,7 @@ func (f *Front) LocalAddrs() []string {
 		out = append(out, "udp/"+pc.LocalAddr().String())
 	}
 	for _, ln := range f.stream {
-		out = append(out, "tcp/"+ln.Addr().String())
+		out = append(out, ln.transport+"/"+ln.Addr().String())
 	}
 	return out
 }
@@ -256,7 +266,7 @@ func (f *Front) addresses() (string, string) {
 		all = append(all, bound{"udp", addrPort(pc.LocalAddr())})
 	}
 	for _, ln := range f.stream {
-		all = append(all, bound{"tcp", addrPort(ln.Addr())})
+		all = append(all, bound{ln.transport, addrPort(ln.Addr())})
 	}
 	var parts []string
 	private := ""
@@ -403,4 +413,45 @@ func BuildResponse(req *sip.Request, r *sipfront.Response) *sip.Response {
 		res.AppendHeader(sip.NewHeader(h.Name, h.Value))
 	}
 	return res
+}
+
+// streamListener is a connection-oriented listener and its SIP transport.
+type streamListener struct {
+	transport string // tcp, tls, ws, wss
+	net.Listener
+}
+
+// serveStream hands a listener to the sipgo transport of its kind. The
+// stack keeps each accepted connection in its pool, keyed by the peer's
+// address, until the peer closes it (no idle timeout), so requests towards a
+// client registered over TCP/TLS/WS/WSS reuse the connection it registered
+// on, as NAT traversal requires.
+func (f *Front) serveStream(ln streamListener) error {
+	switch ln.transport {
+	case "tls":
+		return f.srv.ServeTLS(ln.Listener)
+	case "ws":
+		return f.srv.ServeWS(ln.Listener)
+	case "wss":
+		return f.srv.ServeWSS(ln.Listener)
+	}
+	return f.srv.ServeTCP(ln.Listener)
+}
+
+// ReloadTLS re-reads the TLS certificate (SIGHUP).
+func (f *Front) ReloadTLS() error { return f.opts.TLS.Reload() }
+
+// Listening reports whether the SIP sockets are open (readiness).
+func (f *Front) Listening() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.udp)+len(f.stream) > 0 && !f.draining.Load()
+}
+
+// HasConnection reports whether the stack holds an open connection of the
+// transport (tcp, tls, ws, wss) to addr (ip:port), which requests to that
+// peer will reuse.
+func (f *Front) HasConnection(transport, addr string) bool {
+	c, err := f.ua.TransportLayer().GetConnection(transport, addr)
+	return err == nil && c != nil
 }

@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+// newMetrics builds the metrics, with StatsD when ENABLE_METRICS=1.
+func newMetrics(cfg *config.Config, log *slog.Logger) (*metrics.Metrics, func(), error) {
+	var sd *metrics.StatsD
+	if cfg.Stats.Enabled {
+		var err error
+		sd, err = metrics.NewStatsD(metrics.StatsDConfig{
+			Host: cfg.Stats.Host, Port: cfg.Stats.Port, Protocol: cfg.Stats.Protocol,
+			Prefix: cfg.Stats.Prefix, Tags: cfg.Stats.Tags, SampleRate: cfg.Stats.SampleRate,
+			Telegraf: cfg.Stats.Telegraf,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("metrics: sending StatsD", "host", cfg.Stats.Host, "port", cfg.Stats.Port, "protocol", cfg.Stats.Protocol)
+	}
+	return metrics.New(config.Version, sd), func() { _ = sd.Close() }, nil
+}
+
+// observeRegister feeds the registrar's outcomes to the metrics.
+func observeRegister(m *metrics.Metrics) func(*registrar.Registration, *sipfront.Response, time.Duration) {
+	return func(r *registrar.Registration, res *sipfront.Response, elapsed time.Duration) {
+		m.ObserveRegister(metrics.Register{
+			Status: res.Code, Transport: r.Req.Transport, Cached: r.Cached,
+			Unregister: r.Unregister, Elapsed: elapsed,
+		})
+	}
+}
+
+// serveHTTP serves /metrics, /health and /ready on HTTP_PORT until ctx ends.
+func serveHTTP(ctx context.Context, port int, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	checks.Register(mux)
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on HTTP_PORT %d: %w", port, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http: server stopped", "err", err)
+		}
+	}()
+	log.Info("http: serving /metrics /health /ready", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// reloadTLSOnSIGHUP re-reads the SIP TLS certificate on SIGHUP.
+func reloadTLSOnSIGHUP(ctx context.Context, reload func() error, log *slog.Logger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			if err := reload(); err != nil {
+				log.Error("tls: reloading certificate failed, keeping the previous one", "err", err)
+				continue
+			}
+			log.Info("tls: certificate reloaded")
+		}
+	}
+}
+
+// countingStore counts Redis failures of the registrar's store.
+type countingStore struct {
+	registrar.Store
+	m *metrics.Metrics
+}
+
+func (s countingStore) count(err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.m.BackendError(metrics.Redis)
+	}
+	return err
+}
+
+func (s countingStore) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
+	b, err := s.Store.Binding(ctx, aor)
+	return b, s.count(err)
+}
+
+func (s countingStore) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
+	return s.count(s.Store.Bind(ctx, aor, b, ttl))
+}
+
+func (s countingStore) Unbind(ctx context.Context, aor string) error {
+	return s.count(s.Store.Unbind(ctx, aor))
+}
+
+func (s countingStore) CountRealm(ctx context.Context, realm string) (int, error) {
+	n, err := s.Store.CountRealm(ctx, realm)
+	return n, s.count(err)
+}
+
+// countingDirectory counts MySQL failures of the registrar's directory.
+type countingDirectory struct {
+	registrar.Directory
+	m *metrics.Metrics
+}
+
+func (d countingDirectory) count(err error) error {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		d.m.BackendError(metrics.MySQL)
+	}
+	return err
+}
+
+func (d countingDirectory) AccountByRealm(ctx context.Context, realm string) (*registrar.Account, error) {
+	a, err := d.Directory.AccountByRealm(ctx, realm)
+	return a, d.count(err)
+}
+
+func (d countingDirectory) Capacities(ctx context.Context, accountSID string) (registrar.Capacities, error) {
+	c, err := d.Directory.Capacities(ctx, accountSID)
+	return c, d.count(err)
+}
+
+func (d countingDirectory) Client(ctx context.Context, accountSID, username string) (*registrar.Client, error) {
+	c, err := d.Directory.Client(ctx, accountSID, username)
+	return c, d.count(err)
+}
