@@ -69,7 +69,7 @@ func (c *Client) Do(ctx context.Context, req sipfront.OutboundRequest) (*sip.Res
 	via.Params.Add("rport", "")
 	msg.PrependHeader(via)
 	if transport == "udp" {
-		if laddr, ok := c.front.udpLocal(); ok {
+		if laddr, ok := c.front.udpLocal(); ok && c.listening(ctx, laddr.String()) {
 			msg.Laddr = laddr
 		}
 	}
@@ -84,6 +84,23 @@ func (c *Client) Do(ctx context.Context, req sipfront.OutboundRequest) (*sip.Res
 		return sip.NewResponseFromRequest(msg, 408, "Request Timeout", nil), nil
 	}
 	return nil, fmt.Errorf("native: %s to %s: %w", msg.Method, msg.Destination(), err)
+}
+
+// listening waits briefly for Serve to hand the UDP socket to sipgo (it
+// starts in a goroutine); without it sipgo would try to bind the port again.
+func (c *Client) listening(ctx context.Context, addr string) bool {
+	tl := c.front.ua.TransportLayer()
+	for i := 0; i < 100; i++ {
+		if _, err := tl.GetConnection("udp", addr); err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return false
 }
 
 // destination adds the transport's default port to IP literals without one;
