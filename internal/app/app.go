@@ -72,7 +72,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("ENCRYPTION_SECRET is not set: encrypted client passwords cannot be checked")
 	}
 
-	alerter := alerts.Log{Logger: log}
+	var alerter alertWriter = alerts.Log{Logger: log}
+	if cfg.TimeSeriesHost != "" {
+		influx := alerts.NewInflux(alerts.InfluxOptions{URL: alerts.InfluxURL(cfg.TimeSeriesHost), Database: "alerts", Log: log})
+		go func() { _ = influx.Run(ctx) }()
+		alerter = influx
+	}
 	reg := registrar.New(registrar.Deps{
 		Store:     store,
 		Directory: dir,
@@ -102,7 +107,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	go pruneActiveUsers(ctx, store, log)
-	return front.Serve(ctx)
+	return serveWithOutbound(ctx, cfg, log, front, outboundDeps{
+		rdb: rdb, carriers: mysqldir.NewCarriers(readDB, writeDB), alerter: alerter, cipher: cipher,
+	})
+}
+
+// alertWriter is what the parts writing alerts need.
+type alertWriter interface {
+	Alert(ctx context.Context, a alerts.Alert)
 }
 
 // pruneActiveUsers removes expired members of active-user periodically, as
