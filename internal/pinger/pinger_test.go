@@ -67,9 +67,9 @@ func TestPinger_BlacklistsDisablesAndLifts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	front, err := native.New(native.Options{Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1", Port: 16430}}, Log: log}, sipfront.NewMux(), nil)

@@ -26,9 +26,9 @@ func TestRegbot_TwoInstancesOneLeaderTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
-	defer rdb.Close()
+	t.Cleanup(func() { rdb.Close() })
 	ctx := context.Background()
 	const cluster = "e2e-regbot"
 	rdb.Del(ctx, cluster+":regbot-token")
