@@ -19,6 +19,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
@@ -33,6 +34,7 @@ type harness struct {
 	front    *native.Front
 	client   *native.Client
 	alerts   *recorder
+	cipher   *credcrypt.Cipher
 	log      *slog.Logger
 }
 
@@ -65,7 +67,11 @@ func newHarness(t *testing.T, sipPort int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{db: db, rdb: rdb, carriers: mysqldir.NewCarriers(db, db), front: front, client: client, alerts: &recorder{}, log: log}
+	cipher, err := credcrypt.New("regbot-test-secret", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{db: db, rdb: rdb, carriers: mysqldir.NewCarriers(db, db), front: front, client: client, alerts: &recorder{}, cipher: cipher, log: log}
 }
 
 // testWriter sends logs to t.Log so they show only for failing tests.

@@ -149,8 +149,9 @@ func New(deps Deps, opts Options) *Regbot {
 		opts.ClusterID = "default"
 	}
 	// The original's 70 s for a 60 s check: a crashed leader's claim lapses
-	// soon after its next missed renewal.
-	ttl := opts.StatusInterval + opts.StatusInterval/6
+	// soon after its next missed renewal. At least 1 s of margin so a late
+	// renewal on a busy machine does not create two leaders.
+	ttl := opts.StatusInterval + max(opts.StatusInterval/6, time.Second)
 	return &Regbot{
 		deps:   deps,
 		opts:   opts,
