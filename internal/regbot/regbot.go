@@ -115,8 +115,10 @@ type Regbot struct {
 	leader *Leader
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	isLeader bool
+	mu           sync.Mutex
+	isLeader     bool
+	leaderCtx    context.Context
+	leaderCancel context.CancelFunc
 	agents   map[agentKey]*agent
 	domain   string
 	domainAt time.Time
@@ -188,22 +190,53 @@ func (r *Regbot) Run(ctx context.Context) error {
 		case <-time.After(delay):
 		}
 	}
+	// Carriers are synced in their own goroutine: a paced start of
+	// thousands of agents takes longer than the token lives, and renewals
+	// must not wait for it.
+	trigger := make(chan struct{}, 1)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		r.syncLoop(ctx, trigger)
+	}()
 	t := time.NewTicker(r.opts.StatusInterval)
 	defer t.Stop()
-	r.check(ctx)
+	r.check(ctx, trigger)
 	for {
 		select {
 		case <-ctx.Done():
+			<-syncDone
 			r.shutdown()
 			return nil
 		case <-t.C:
-			r.check(ctx)
+			r.check(ctx, trigger)
 		}
 	}
 }
 
-// check renews or claims the token and brings the agents in line.
-func (r *Regbot) check(ctx context.Context) {
+// syncLoop runs sync whenever check asks for it, with a context that ends
+// when this instance stands down.
+func (r *Regbot) syncLoop(ctx context.Context, trigger <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-trigger:
+		}
+		r.mu.Lock()
+		lctx := r.leaderCtx
+		r.mu.Unlock()
+		if lctx == nil {
+			continue
+		}
+		if err := r.sync(lctx); err != nil && lctx.Err() == nil {
+			r.log.Error("regbot: updating carrier registrations failed", "err", err)
+		}
+	}
+}
+
+// check renews or claims the token; as leader it asks for a carrier sync.
+func (r *Regbot) check(ctx context.Context, trigger chan<- struct{}) {
 	r.mu.Lock()
 	was := r.isLeader
 	r.mu.Unlock()
@@ -214,8 +247,8 @@ func (r *Regbot) check(ctx context.Context) {
 		leader, err = r.leader.Renew(ctx)
 		if err == nil && !leader {
 			r.log.Info("regbot: another instance holds the token, standing down")
+			r.setLeader(ctx, false)
 			r.stopAll(ctx, false)
-			r.setLeader(false)
 			// The token may have expired rather than been taken: try again.
 			leader, err = r.leader.Claim(ctx)
 		}
@@ -231,20 +264,33 @@ func (r *Regbot) check(ctx context.Context) {
 	if leader && !was {
 		r.log.Info("regbot: claimed the regbot token", "key", r.leader.Key(), "token", r.leader.Token())
 	}
-	r.setLeader(leader)
+	r.setLeader(ctx, leader)
 	if leader {
-		if err := r.sync(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error("regbot: updating carrier registrations failed", "err", err)
+		select {
+		case trigger <- struct{}{}:
+		default: // a sync is already pending
 		}
 	}
 	s := r.Status()
 	r.log.Info("regbot: status", "active", s.Leader, "total", s.Total, "registered", s.Registered)
 }
 
-func (r *Regbot) setLeader(v bool) {
+// setLeader records the role; leaving it cancels a running sync.
+func (r *Regbot) setLeader(ctx context.Context, v bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v == r.isLeader {
+		return
+	}
 	r.isLeader = v
-	r.mu.Unlock()
+	if v {
+		r.leaderCtx, r.leaderCancel = context.WithCancel(ctx)
+		return
+	}
+	if r.leaderCancel != nil {
+		r.leaderCancel()
+	}
+	r.leaderCtx, r.leaderCancel = nil, nil
 }
 
 // sync starts new or changed agents (paced), keeps unchanged ones and stops
@@ -377,11 +423,11 @@ func (r *Regbot) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.UnregisterTimeout)
 	defer cancel()
 	n := r.Status().Registered
+	r.setLeader(ctx, false)
 	r.stopAll(ctx, true)
 	if err := r.leader.Release(ctx); err != nil {
 		r.log.Warn("regbot: releasing the token failed", "err", err)
 	}
-	r.setLeader(false)
 	r.log.Info("regbot: stopped", "unregistered", n)
 }
 

@@ -2,6 +2,7 @@ package regbot_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -238,4 +239,30 @@ func TestRegbot_StandsDownWhenTokenTaken(t *testing.T) {
 		t.Errorf("the other holder's token was overwritten: %q", token)
 	}
 	h.rdb.Del(ctx, cluster+":regbot-token")
+}
+
+// A paced start longer than the token lives must not lose the token: the
+// renewal runs beside the sync.
+func TestRegbot_KeepsTokenDuringLongPacedStart(t *testing.T) {
+	h := newHarness(t, 16403)
+	const cluster = "regbot-test-4"
+	ctx := context.Background()
+	h.rdb.Del(ctx, cluster+":regbot-token")
+	for i := 0; i < 30; i++ {
+		// Nothing listens there: the agents just retry.
+		h.insert(t, carrier{sid: uid("99999999", i), name: "slow", requiresRegister: true, user: fmt.Sprintf("u%d", i), password: "p",
+			realm: "slow.example.com", gatewaySID: uid("99999999", 100+i),
+			host: "127.0.0.1", port: 16404 + i%10})
+	}
+	rb := h.regbot(cluster, func(o *regbot.Options) { o.BatchSize = 1; o.BatchSleep = 100 * time.Millisecond })
+	run(t, rb)
+	eventually(t, 5*time.Second, "leader", func() bool { return rb.Status().Leader })
+	// 30 agents at 1 per 100 ms take ~3 s; the token lives 1.3 s unrenewed.
+	for i := 0; i < 25; i++ {
+		time.Sleep(100 * time.Millisecond)
+		if token, _ := h.rdb.Get(ctx, cluster+":regbot-token").Result(); token != rb.Status().Token {
+			t.Fatalf("token %q during the paced start, want ours", token)
+		}
+	}
+	eventually(t, 10*time.Second, "all 30 agents", func() bool { return rb.Status().Total == 30 })
 }
