@@ -356,15 +356,15 @@ func grantedExpires(res *sip.Response, def, min int) int {
 			expires = n
 		}
 	}
-	for _, h := range res.GetHeaders("Contact") {
-		if c, ok := h.(*sip.ContactHeader); ok {
+	// The first Contact, as the original reads it.
+	if hs := res.GetHeaders("Contact"); len(hs) > 0 {
+		if c, ok := hs[0].(*sip.ContactHeader); ok {
 			if v, ok := c.Params.Get("expires"); ok {
 				if n, err := strconv.Atoi(v); err == nil {
 					expires = n
 				}
 			}
 		}
-		break
 	}
 	if expires < min {
 		expires = min

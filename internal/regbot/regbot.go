@@ -119,9 +119,9 @@ type Regbot struct {
 	isLeader     bool
 	leaderCtx    context.Context
 	leaderCancel context.CancelFunc
-	agents   map[agentKey]*agent
-	domain   string
-	domainAt time.Time
+	agents       map[agentKey]*agent
+	domain       string
+	domainAt     time.Time
 }
 
 // New builds a Regbot; Run starts it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -124,24 +125,24 @@ func destination(hostport, transport string) string {
 func (f *Front) sentBy(transport string) (string, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ip := f.hostAddress()
+	var bound []netip.AddrPort
+	if transport != "udp" {
+		for _, ln := range f.stream {
+			bound = append(bound, addrPort(ln.Addr()))
+		}
+	}
 	for _, pc := range f.udp {
-		ap := addrPort(pc.LocalAddr())
-		if !ap.Addr().IsUnspecified() {
-			ip = ap.Addr()
-		}
-		if transport == "udp" {
-			return ip.String(), int(ap.Port())
-		}
+		bound = append(bound, addrPort(pc.LocalAddr()))
 	}
-	for _, ln := range f.stream {
-		ap := addrPort(ln.Addr())
-		if !ap.Addr().IsUnspecified() {
-			return ap.Addr().String(), int(ap.Port())
-		}
-		return ip.String(), int(ap.Port())
+	if len(bound) == 0 {
+		return f.hostAddress().String(), 0
 	}
-	return ip.String(), 0
+	ap := bound[0]
+	ip := ap.Addr()
+	if ip.IsUnspecified() {
+		ip = f.hostAddress()
+	}
+	return ip.String(), int(ap.Port())
 }
 
 // udpLocal is the first UDP listener: sipgo reuses a pooled listener when the
