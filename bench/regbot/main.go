@@ -91,7 +91,7 @@ func run(n, batch int, sleep time.Duration, sippBin, scenario string) error {
 
 	const carrierIP, carrierPort = "127.0.0.45", "16445"
 	uas := exec.Command(sippBin, "-sf", scenario, "-i", carrierIP, "-p", carrierPort, "-t", "u1", "-nostdin",
-		"-deadcall_wait", "1", "-bg")
+		"-deadcall_wait", "1")
 	uas.Stdout, uas.Stderr = io.Discard, io.Discard
 	if err := uas.Start(); err != nil {
 		return fmt.Errorf("sipp: %w", err)
