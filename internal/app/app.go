@@ -38,6 +38,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeMetrics()
+	// Background work is owned here and waited for on the way out.
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	checks := health.New(0)
 
 	// No Redis: embedded store; no MySQL: config file or built-in demo.
@@ -75,7 +80,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("ENCRYPTION_SECRET is not set: encrypted client passwords cannot be checked")
 	}
 
-	alerter := alerts.Log{Logger: log}
+	var alerter alertWriter = alerts.Log{Logger: log}
+	if cfg.TimeSeriesHost != "" {
+		influx := alerts.NewInflux(alerts.InfluxOptions{URL: alerts.InfluxURL(cfg.TimeSeriesHost), Database: "alerts", Log: log})
+		bg.Go(func() { _ = influx.Run(ctx) })
+		alerter = influx
+	}
 	scanners := cfg.Security.ScannerAgents
 	if len(scanners) == 0 {
 		scanners = guard.DefaultScanners
@@ -114,12 +124,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	sets := openMembership(cfg, st, log)
 	mux.Handle("OPTIONS", options.New(sets, checkInTrusted(cfg), log))
 
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
-	runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
+	cliServer := runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
+	var outbound *outboundDeps
+	if st.rdb != nil && mysql != nil {
+		outbound = &outboundDeps{rdb: st.rdb, carriers: mysqldir.NewCarriers(mysql.Read(), mysql.Write()),
+			alerter: alerter, cipher: cipher, cli: cliServer, metrics: m}
+	} else {
+		log.Info("outbound registration and gateway pings need Redis and MySQL: not running")
+	}
 	bg.Go(func() { pruneActiveUsers(ctx, store, m, log) })
 	bg.Go(func() { gaugeMembers(ctx, sets, m, cfg.CheckExpires) })
 	if mysql != nil && !cfg.Drachtio.Enabled() {
@@ -151,7 +164,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			}
 			defer stopHTTP()
 		}
-		return front.Serve(ctx)
+		return serveWithOutbound(ctx, cfg, log, front, front, outbound)
 	}
 
 	var cert *native.Certificate
@@ -189,12 +202,22 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		defer stopHTTP()
 	}
-	return front.Serve(ctx)
+	client, err := front.NewClient(0)
+	if err != nil {
+		front.Close()
+		return err
+	}
+	return serveWithOutbound(ctx, cfg, log, front, client, outbound)
+}
+
+// alertWriter is what the parts writing alerts need.
+type alertWriter interface {
+	Alert(ctx context.Context, a alerts.Alert)
 }
 
 // runCLI starts the runtime CLI socket server. A socket that cannot be
 // created is logged, not fatal: SIP service matters more than the CLI.
-func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) {
+func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
 	srv := cli.NewServer(path, log)
 	cli.RegisterSettings(srv, cli.NewSettings())
 	cli.RegisterFeatureServers(srv, sets)
@@ -202,13 +225,14 @@ func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.Featu
 	ln, err := srv.Listen()
 	if err != nil {
 		log.Error("cli: runtime CLI not available", "err", err)
-		return
+		return srv // commands may still be registered; nobody can call them
 	}
 	bg.Go(func() {
 		if err := srv.Serve(ctx, ln); err != nil {
 			log.Error("cli: server stopped", "err", err)
 		}
 	})
+	return srv
 }
 
 // Membership is what the service needs of the feature/RTP server sets.

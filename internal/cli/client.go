@@ -88,6 +88,7 @@ const usage = `usage: sbc-sip-sidecar cli <command>
   remove <key> <item> remove an item from a list setting
   list                show all runtime settings
   registrations [realm]  list registered devices (all realms, or one)
+  regbot status       outbound registration: leader or standby, agents, registered
 
 The socket is SBC_SOCKET_PATH (default ` + DefaultSocketPath + `).
 `
@@ -173,6 +174,11 @@ func parseArgs(args []string) (Command, printer, error) {
 		return Command{Action: args[0], Key: args[1], Item: args[2]}, printArray, nil
 	case "list":
 		return Command{Action: "list"}, printConfig, nil
+	case "regbot":
+		if len(args) != 2 || args[1] != "status" {
+			return Command{}, nil, errors.New("regbot needs: status")
+		}
+		return Command{Action: "regbot-status"}, printRegbot, nil
 	case "registrations":
 		if len(args) > 2 {
 			return Command{}, nil, errors.New("registrations takes at most a realm")

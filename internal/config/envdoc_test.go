@@ -19,7 +19,7 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*[A-Z0-9]$`)
 // codeEnvVars returns the variables the code reads: the string-literal
 // first arguments of the reader's methods in config.go, and of
 // os.Getenv/os.LookupEnv anywhere in non-test code (test helpers under
-// internal/testenv read the test harness's own variables and are skipped).
+// internal/testenv and bench/ read the harness's own variables and are skipped).
 func codeEnvVars(t *testing.T, root string) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
@@ -30,7 +30,7 @@ func codeEnvVars(t *testing.T, root string) map[string]bool {
 		}
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
-			if strings.HasPrefix(d.Name(), ".") || rel == filepath.Join("internal", "testenv") || d.Name() == "testdata" {
+			if strings.HasPrefix(d.Name(), ".") || rel == filepath.Join("internal", "testenv") || rel == "bench" || d.Name() == "testdata" {
 				return filepath.SkipDir
 			}
 			return nil

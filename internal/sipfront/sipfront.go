@@ -193,3 +193,22 @@ type Client interface {
 	// the response and CSeq + 1.
 	Do(ctx context.Context, req OutboundRequest) (*sip.Response, error)
 }
+
+// AddressFor returns the ip:port of transport in a hostport list
+// (udp/1.2.3.4:5060,tcp/...), falling back to the udp entry; "" when none.
+func AddressFor(hostports, transport string) string {
+	first := ""
+	for _, e := range strings.Split(hostports, ",") {
+		t, addr, ok := strings.Cut(strings.TrimSpace(e), "/")
+		if !ok {
+			continue
+		}
+		if t == transport {
+			return addr
+		}
+		if t == "udp" && first == "" {
+			first = addr
+		}
+	}
+	return first
+}

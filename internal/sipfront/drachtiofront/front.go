@@ -363,3 +363,9 @@ func (f *Front) Connected() bool {
 	_, ok := f.client.Session()
 	return ok
 }
+
+// PublicAddress returns ip:port of this SBC for transport, from drachtio's
+// hostports (Contact of outbound registrations).
+func (f *Front) PublicAddress(transport string) string {
+	return sipfront.AddressFor(f.SBCAddress(), transport)
+}

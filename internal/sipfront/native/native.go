@@ -87,7 +87,10 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(opts.UserAgent),
 		sipgo.WithUserAgentParser(parser),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLogger(opts.Log))),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLogger(opts.Log)),
+			// Outbound requests to a carrier name without port go by SRV
+			// first, then A (RFC 3263, as drachtio does for the original).
+			sip.WithTransportLayerDNSLookupSRV(true)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(stackLogger(opts.Log))),
 	)
 	if err != nil {

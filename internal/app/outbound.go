@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/pinger"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+type outboundDeps struct {
+	rdb      redis.UniversalClient
+	carriers *mysqldir.Carriers
+	alerter  alertWriter
+	cipher   *credcrypt.Cipher
+	cli      *cli.Server
+	metrics  *metrics.Metrics
+}
+
+// outboundFront is a SIP front that can originate requests.
+type outboundFront interface {
+	Serve(ctx context.Context) error
+	PublicAddress(transport string) string
+}
+
+// serveWithOutbound serves the front and runs what it originates: carrier
+// registration (regbot) and gateway OPTIONS pings. On shutdown the regbot
+// un-registers before the front's sockets close.
+func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger, front outboundFront, client sipfront.Client, d *outboundDeps) error {
+	if d == nil {
+		return front.Serve(ctx)
+	}
+	deps := regbot.Deps{
+		Redis: d.rdb, Carriers: d.carriers, Client: client, Alerter: d.alerter,
+		PublicAddress: front.PublicAddress, Log: log,
+	}
+	if d.cipher != nil {
+		deps.Cipher = d.cipher
+	}
+	rb := regbot.New(deps, regbot.Options{Regbot: cfg.Regbot, ClusterID: cfg.ClusterID, UnregisterTimeout: 5 * time.Second})
+	cli.RegisterRegbot(d.cli, func() any { return rb.Status() })
+	go gaugeRegbot(ctx, rb, d.metrics, cfg.Regbot.StatusInterval)
+
+	fromHost := "localhost"
+	if host, _, err := net.SplitHostPort(front.PublicAddress("udp")); err == nil {
+		fromHost = host
+	}
+	pg := pinger.New(d.carriers, d.rdb, client, d.alerter, pinger.Options{
+		Every: cfg.OptionsPingEvery, TTL: cfg.OptionsPingTTL, Remove: cfg.OptionsRemove,
+		FromHost: fromHost, UserAgent: cfg.Regbot.UserAgent,
+	}, log)
+
+	frontCtx, stopFront := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFront()
+	served := make(chan error, 1)
+	go func() { served <- front.Serve(frontCtx) }()
+	go func() { _ = pg.Run(ctx) }()
+	regbotDone := make(chan struct{})
+	go func() { _ = rb.Run(ctx); close(regbotDone) }()
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	<-regbotDone // un-registers within its deadline while the sockets are open
+	stopFront()
+	return <-served
+}
+
+// gaugeRegbot feeds the regbot agent gauges.
+func gaugeRegbot(ctx context.Context, rb *regbot.Regbot, m *metrics.Metrics, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := rb.Status()
+		m.SetRegbotAgents("registered", st.Registered)
+		m.SetRegbotAgents("unregistered", st.Total-st.Registered)
+	}
+}

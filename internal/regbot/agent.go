@@ -1,0 +1,491 @@
+package regbot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+)
+
+// agentKey identifies a registration: the original keeps one per unique
+// gateway host, realm and credentials.
+type agentKey struct{ host, realm, username, password string }
+
+func keyOf(t Target) agentKey {
+	return agentKey{host: t.Host, realm: realmOf(t), username: t.Username, password: t.Password}
+}
+
+func realmOf(t Target) string {
+	if t.Realm != "" {
+		return t.Realm
+	}
+	return t.Host
+}
+
+const (
+	stateNone int32 = iota
+	stateRegistered
+	stateFailed
+)
+
+// ephemeralTTL is the key TTL of eph-gw-ip:<ip> hashes (contract section 2).
+const ephemeralTTL = 7200 * time.Second
+
+// agent keeps one carrier registration alive.
+type agent struct {
+	r      *Regbot
+	target Target
+	key    agentKey
+
+	password  string
+	transport string
+	scheme    string
+	realm     string
+	fromURI   sip.Uri
+	fromTag   string
+	domain    string // system sip_domain_name at start
+
+	cseq   atomic.Uint32
+	state  atomic.Int32
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	failures int
+	ephIPs   []string
+}
+
+func newAgent(r *Regbot, t Target, domain string) (*agent, error) {
+	a := &agent{r: r, target: t, key: keyOf(t), domain: domain, done: make(chan struct{})}
+	a.password = t.Password
+	if r.deps.Cipher != nil && credcrypt.IsEncrypted(t.Password) {
+		p, err := r.deps.Cipher.Decrypt(t.Password)
+		if err != nil {
+			return nil, fmt.Errorf("decrypting register_password: %w", err)
+		}
+		a.password = p
+	}
+	a.transport = strings.ToLower(t.Protocol)
+	if i := strings.IndexByte(a.transport, '/'); i >= 0 {
+		a.transport = a.transport[:i]
+	}
+	if a.transport == "" {
+		a.transport = "udp"
+	}
+	a.scheme = "sip"
+	if a.transport == "tls" && t.UseSIPS {
+		a.scheme = "sips"
+	}
+	a.realm = realmOf(t)
+	user := t.FromUser
+	if user == "" {
+		user = t.Username
+	}
+	fromDomain := t.FromDomain
+	if fromDomain == "" {
+		fromDomain = a.realm
+	}
+	if !validHost(fromDomain) {
+		return nil, fmt.Errorf("invalid from domain %q", fromDomain)
+	}
+	if !validHost(a.realm) {
+		return nil, fmt.Errorf("invalid sip realm %q", a.realm)
+	}
+	if user == "" || strings.ContainsAny(user, " <>\"@;") {
+		return nil, fmt.Errorf("invalid from user %q", user)
+	}
+	if err := sip.ParseUri("sip:"+user+"@"+fromDomain, &a.fromURI); err != nil {
+		return nil, fmt.Errorf("invalid from address: %w", err)
+	}
+	a.fromTag = sip.GenerateTagN(16)
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	return a, nil
+}
+
+// validHost accepts a domain name or IP, optionally with a port.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 || strings.ContainsAny(h, " \t<>\"@;,/") {
+		return false
+	}
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	return h != ""
+}
+
+func (a *agent) registered() bool { return a.state.Load() == stateRegistered }
+
+func (a *agent) start() { go a.run() }
+
+// run registers, refreshes at half the granted expiry and retries after
+// failures until stopped or disabled.
+func (a *agent) run() {
+	defer close(a.done)
+	a.r.log.Info("regbot: starting registration", "aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", a.target.Host)
+	for {
+		next, ok := a.attempt(a.ctx)
+		if !ok {
+			return
+		}
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-time.After(next):
+		}
+	}
+}
+
+func (a *agent) aor() string { return a.fromURI.User + "@" + a.realm }
+
+// statusJSON is voip_carriers.register_status (contract section 3).
+type statusJSON struct {
+	Status    string `json:"status"`
+	Reason    string `json:"reason"`
+	CSeq      string `json:"cseq,omitempty"`
+	CallID    string `json:"callId,omitempty"`
+	Timestamp string `json:"timestamp,omitempty"`
+	Expires   *int   `json:"expires,omitempty"`
+}
+
+func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSON) {
+	b, _ := json.Marshal(s)
+	if err := r.deps.Carriers.UpdateRegisterStatus(ctx, carrierSID, string(b)); err != nil && ctx.Err() == nil {
+		r.log.Warn("regbot: writing register_status failed", "carrier_sid", carrierSID, "err", err)
+	}
+}
+
+// attempt sends one REGISTER (answering a challenge) and returns when to
+// send the next; ok false means stop.
+func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
+	opts := a.r.opts
+	res, sent, err := a.register(ctx, opts.DefaultExpires)
+	if ctx.Err() != nil {
+		return 0, false
+	}
+	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID)
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	if err != nil {
+		a.state.Store(stateFailed)
+		log.Warn("regbot: REGISTER could not be sent", "err", err)
+		a.r.writeStatus(ctx, a.target.CarrierSID, statusJSON{Status: "fail", Reason: err.Error(), Timestamp: now})
+		return opts.FailureRetryInterval, true
+	}
+	st := statusJSON{
+		Reason:    fmt.Sprintf("%d %s", res.StatusCode, res.Reason),
+		CSeq:      headerValue(sent, "CSeq"),
+		CallID:    a.target.GatewaySID,
+		Timestamp: now,
+	}
+	if res.StatusCode == 200 {
+		expires := grantedExpires(res, opts.DefaultExpires, opts.MinExpires)
+		a.state.Store(stateRegistered)
+		a.mu.Lock()
+		a.failures = 0
+		a.mu.Unlock()
+		st.Status, st.Expires = "ok", &expires
+		a.r.writeStatus(ctx, a.target.CarrierSID, st)
+		log.Debug("regbot: registered", "expires", expires)
+		if a.target.TrunkType == "reg" {
+			a.writeEphemeral(ctx, expires)
+		}
+		return time.Duration(expires) * time.Second / 2, true
+	}
+
+	a.state.Store(stateFailed)
+	zero := 0
+	st.Status, st.Expires = "fail", &zero
+	a.r.writeStatus(ctx, a.target.CarrierSID, st)
+	log.Info("regbot: registration failed", "status", res.StatusCode, "gateway", a.target.Host)
+	if slices.Contains(opts.RegisterResponseRemove, res.StatusCode) {
+		a.mu.Lock()
+		a.failures++
+		n := a.failures
+		a.mu.Unlock()
+		log.Info("regbot: consecutive remove-failures", "count", n, "threshold", opts.FailureThreshold)
+		if n >= opts.FailureThreshold {
+			a.disable(ctx)
+			return 0, false
+		}
+	}
+	return opts.FailureRetryInterval, true
+}
+
+// disable turns the carrier's registration (or the reg trunk) off after too
+// many failures and leaves the set.
+func (a *agent) disable(ctx context.Context) {
+	t := a.target
+	reg := t.TrunkType == "reg"
+	msg := fmt.Sprintf("Disabling Outbound Registration for carrier %s (sid:%s)", t.CarrierName, t.CarrierSID)
+	if reg {
+		msg = fmt.Sprintf("Deactivating carrier %s (sid:%s) due to registration errors", t.CarrierName, t.CarrierSID)
+	}
+	if err := a.r.deps.Carriers.DisableRegistration(ctx, t.CarrierSID, reg); err != nil {
+		a.r.log.Error("regbot: disabling carrier failed", "carrier_sid", t.CarrierSID, "err", err)
+		return
+	}
+	a.r.log.Info("regbot: "+msg, "carrier_sid", t.CarrierSID)
+	a.r.deps.Alerter.Alert(ctx, alerts.Alert{AccountSID: t.AccountSID, ServiceProviderSID: t.ServiceProviderSID, Message: msg})
+	a.removeEphemeral(ctx)
+	a.r.forget(a)
+}
+
+// register sends REGISTER with expires and answers one 401/407 challenge.
+// It returns the final response and the request that got it.
+func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.Request, error) {
+	req, err := a.request(expires)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := a.r.deps.Client.Do(ctx, a.outbound(req))
+	if err != nil {
+		return nil, req, err
+	}
+	if res.StatusCode != 401 && res.StatusCode != 407 {
+		return res, req, nil
+	}
+	chName, authName := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		chName, authName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := res.GetHeader(chName)
+	if h == nil {
+		return res, req, nil
+	}
+	ch, err := digest.ParseChallenge(h.Value())
+	if err != nil {
+		return nil, req, fmt.Errorf("challenge from %s: %w", a.target.Host, err)
+	}
+	req2, err := a.request(expires)
+	if err != nil {
+		return nil, nil, err
+	}
+	cred, err := ch.Authorize("REGISTER", req2.Recipient.String(), a.target.Username, a.password, 1)
+	if err != nil {
+		return nil, req2, fmt.Errorf("answering challenge from %s: %w", a.target.Host, err)
+	}
+	req2.AppendHeader(sip.NewHeader(authName, cred))
+	res, err = a.r.deps.Client.Do(ctx, a.outbound(req2))
+	return res, req2, err
+}
+
+// request builds a REGISTER (contract section 8) with the next CSeq.
+func (a *agent) request(expires int) (*sip.Request, error) {
+	var ruri sip.Uri
+	if err := sip.ParseUri(a.scheme+":"+a.realm, &ruri); err != nil {
+		return nil, fmt.Errorf("request-uri %s:%s: %w", a.scheme, a.realm, err)
+	}
+	req := sip.NewRequest(sip.REGISTER, ruri)
+	from := &sip.FromHeader{Address: a.fromURI, Params: sip.NewParams()}
+	from.Params.Add("tag", a.fromTag)
+	to := &sip.ToHeader{Address: a.fromURI, Params: sip.NewParams()}
+	callID := sip.CallIDHeader(a.target.GatewaySID)
+	cseq := &sip.CSeqHeader{SeqNo: a.cseq.Add(1), MethodName: sip.REGISTER}
+	maxFwd := sip.MaxForwardsHeader(70)
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(cseq)
+	req.AppendHeader(&maxFwd)
+	req.AppendHeader(sip.NewHeader("Contact", fmt.Sprintf("<%s:%s@%s;transport=%s>;expires=%d",
+		a.scheme, a.fromURI.User, a.contactHost(), a.transport, expires)))
+	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(expires)))
+	if ua := a.r.opts.UserAgent; ua != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", ua))
+	}
+	req.SetBody(nil)
+	return req, nil
+}
+
+// contactHost: the SBC public address when asked for, else the account's
+// realm, else the system SIP domain, else the registration realm.
+func (a *agent) contactHost() string {
+	if a.target.PublicIPInContact || a.r.opts.ContactUseIP {
+		if p := a.r.deps.PublicAddress(a.transport); p != "" {
+			return p
+		}
+	}
+	if a.target.AccountRealm != "" {
+		return a.target.AccountRealm
+	}
+	if a.domain != "" {
+		return a.domain
+	}
+	return a.realm
+}
+
+// outbound addresses req to the outbound proxy, or the gateway (ip:port for
+// IP literals, the bare name otherwise so DNS SRV applies).
+func (a *agent) outbound(req *sip.Request) sipfront.OutboundRequest {
+	return sipfront.OutboundRequest{Msg: req, Destination: nextHop(a.target), Transport: a.transport}
+}
+
+func nextHop(t Target) string {
+	if p := strings.TrimSpace(t.OutboundProxy); p != "" {
+		p = strings.TrimPrefix(strings.TrimPrefix(p, "sips:"), "sip:")
+		if i := strings.IndexAny(p, ";>"); i >= 0 {
+			p = p[:i]
+		}
+		return p
+	}
+	if net.ParseIP(t.Host) != nil && t.Port > 0 {
+		return net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+	}
+	return t.Host
+}
+
+// grantedExpires reads the granted expiry: the Contact expires parameter,
+// else the Expires header, else def; never below min.
+func grantedExpires(res *sip.Response, def, min int) int {
+	expires := def
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			expires = n
+		}
+	}
+	// The first Contact, as the original reads it.
+	if hs := res.GetHeaders("Contact"); len(hs) > 0 {
+		if c, ok := hs[0].(*sip.ContactHeader); ok {
+			if v, ok := c.Params.Get("expires"); ok {
+				if n, err := strconv.Atoi(v); err == nil {
+					expires = n
+				}
+			}
+		}
+	}
+	if expires < min {
+		expires = min
+	}
+	return expires
+}
+
+func headerValue(m *sip.Request, name string) string {
+	if m == nil {
+		return ""
+	}
+	if h := m.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// stop ends the agent; unregister sends Expires: 0 first when registered.
+// Ephemeral gateways it wrote are removed.
+func (a *agent) stop(ctx context.Context, unregister bool) {
+	a.cancel()
+	<-a.done
+	if unregister && a.registered() {
+		res, _, err := a.register(ctx, 0)
+		switch {
+		case err != nil:
+			a.r.log.Warn("regbot: un-register failed", "aor", a.aor(), "err", err)
+		default:
+			a.r.log.Info("regbot: un-registered", "aor", a.aor(), "status", res.StatusCode)
+		}
+	}
+	a.state.Store(stateNone)
+	a.removeEphemeral(ctx)
+}
+
+// writeEphemeral records the reg trunk's gateway addresses so inbound calls
+// from them are accepted: eph-gw-ip:<ip> field <carrier_sid> = expiry.
+func (a *agent) writeEphemeral(ctx context.Context, expires int) {
+	ips := a.resolve(ctx)
+	if len(ips) == 0 {
+		a.r.log.Info("regbot: no addresses for reg-gateway", "gateway", a.target.Host)
+		return
+	}
+	exp := time.Now().Add(time.Duration(expires) * time.Second).Unix()
+	pipe := a.r.deps.Redis.TxPipeline()
+	for _, ip := range ips {
+		key := "eph-gw-ip:" + ip
+		pipe.HSet(ctx, key, a.target.CarrierSID, exp)
+		pipe.Expire(ctx, key, ephemeralTTL)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		a.r.log.Error("regbot: writing ephemeral gateways failed", "addresses", ips, "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.ephIPs = ips
+	a.mu.Unlock()
+}
+
+func (a *agent) removeEphemeral(ctx context.Context) {
+	a.mu.Lock()
+	ips := a.ephIPs
+	a.ephIPs = nil
+	a.mu.Unlock()
+	if len(ips) == 0 {
+		return
+	}
+	if ctx.Err() != nil {
+		// Stopping after a deadline: still clean up, briefly.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+	}
+	pipe := a.r.deps.Redis.Pipeline()
+	for _, ip := range ips {
+		pipe.HDel(ctx, "eph-gw-ip:"+ip, a.target.CarrierSID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		a.r.log.Error("regbot: deleting ephemeral gateways failed", "addresses", ips, "err", err)
+	}
+}
+
+// resolve returns the gateway's IPv4 addresses: the literal, A records when
+// a port is given, else SRV targets then A.
+func (a *agent) resolve(ctx context.Context) []string {
+	host := a.target.Host
+	if ip := net.ParseIP(host); ip != nil {
+		return []string{host}
+	}
+	res := a.r.deps.Resolver
+	if a.target.Port == 0 {
+		proto, service := "udp", "sip"
+		switch a.transport {
+		case "tcp":
+			proto = "tcp"
+		case "tls":
+			proto, service = "tcp", "sips"
+		}
+		if _, srvs, err := res.LookupSRV(ctx, service, proto, host); err == nil {
+			var out []string
+			for _, s := range srvs {
+				out = append(out, lookupV4(ctx, res, strings.TrimSuffix(s.Target, "."))...)
+			}
+			if len(out) > 0 {
+				return out
+			}
+		}
+	}
+	return lookupV4(ctx, res, host)
+}
+
+func lookupV4(ctx context.Context, res Resolver, host string) []string {
+	addrs, err := res.LookupHost(ctx, host)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range addrs {
+		if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}

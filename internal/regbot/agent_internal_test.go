@@ -1,0 +1,148 @@
+package regbot
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
+)
+
+func response(t *testing.T, raw string) *sip.Response {
+	t.Helper()
+	msg, err := sip.NewParser().ParseSIP([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.(*sip.Response)
+}
+
+func TestGrantedExpires_ContactParamThenHeaderWithFloor(t *testing.T) {
+	const head = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 2 REGISTER\r\n"
+	tests := []struct {
+		name, headers string
+		want          int
+	}{
+		{"contact expires wins", "Contact: <sip:a@1.2.3.4>;expires=600\r\nExpires: 900\r\n", 600},
+		{"expires header", "Expires: 900\r\n", 900},
+		{"nothing: default", "", 3600},
+		{"below minimum: floor", "Contact: <sip:a@1.2.3.4>;expires=10\r\n", 30},
+		{"garbage: default", "Expires: soon\r\n", 3600},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := response(t, head+tt.headers+"Content-Length: 0\r\n\r\n")
+			if got := grantedExpires(res, 3600, 30); got != tt.want {
+				t.Fatalf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNextHop_ProxyThenIPWithPortThenBareName(t *testing.T) {
+	tests := []struct {
+		name string
+		t    Target
+		want string
+	}{
+		{"outbound proxy uri", Target{Host: "1.2.3.4", Port: 5060, OutboundProxy: "sip:10.0.0.1:5070;lr"}, "10.0.0.1:5070"},
+		{"outbound proxy host", Target{Host: "1.2.3.4", Port: 5060, OutboundProxy: "proxy.example.com"}, "proxy.example.com"},
+		{"ip literal", Target{Host: "1.2.3.4", Port: 5080}, "1.2.3.4:5080"},
+		{"name: bare for SRV", Target{Host: "sip.carrier.com", Port: 5060}, "sip.carrier.com"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextHop(tt.t); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestKeyOf_RealmDefaultsToHost(t *testing.T) {
+	a := keyOf(Target{Host: "h", Username: "u", Password: "p"})
+	b := keyOf(Target{Host: "h", Realm: "h", Username: "u", Password: "p", GatewaySID: "other"})
+	if a != b {
+		t.Fatalf("%v != %v", a, b)
+	}
+}
+
+func TestLeader_RenewAndReleaseOnlyWithOwnToken(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	a := NewLeader(rdb, "leader-unit", time.Minute)
+	b := NewLeader(rdb, "leader-unit", time.Minute)
+	rdb.Del(ctx, a.Key())
+	t.Cleanup(func() { rdb.Del(ctx, a.Key()) })
+
+	if ok, err := a.Claim(ctx); !ok || err != nil {
+		t.Fatalf("a.Claim = %v, %v", ok, err)
+	}
+	if ok, _ := b.Claim(ctx); ok {
+		t.Fatal("b claimed a held token")
+	}
+	if ok, _ := b.Renew(ctx); ok {
+		t.Fatal("b renewed a's token")
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := rdb.Get(ctx, a.Key()).Result(); v != a.Token() {
+		t.Fatalf("b's release removed a's token: %q", v)
+	}
+	if ttl, _ := rdb.TTL(ctx, a.Key()).Result(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("claim TTL %s", ttl)
+	}
+	if ok, _ := a.Renew(ctx); !ok {
+		t.Fatal("a could not renew")
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := b.Claim(ctx); !ok {
+		t.Fatal("b could not claim a released token")
+	}
+}
+
+func TestNewAgent_DecryptsStoredPassword(t *testing.T) {
+	cipher, err := credcrypt.New("secret", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := cipher.Encrypt("bar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Deps{Cipher: cipher}, Options{})
+	tests := []struct{ stored, want string }{{enc, "bar"}, {"plain", "plain"}}
+	for _, tt := range tests {
+		a, err := newAgent(r, Target{Host: "1.2.3.4", Username: "foo", Password: tt.stored}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.password != tt.want {
+			t.Errorf("password %q, want %q", a.password, tt.want)
+		}
+	}
+	if _, err := newAgent(r, Target{Host: "1.2.3.4", Username: "foo", Password: `{"iv":"00","content":"zz"}`}, ""); err == nil {
+		t.Error("undecryptable password accepted")
+	}
+}
+
+func TestNewAgent_RejectsBadAddresses(t *testing.T) {
+	r := New(Deps{}, Options{})
+	for _, tgt := range []Target{
+		{Host: "1.2.3.4", Username: "foo", Password: "p", FromDomain: "bad domain"},
+		{Host: "", Username: "foo", Password: "p"},
+		{Host: "1.2.3.4", Username: "a b", Password: "p"},
+	} {
+		if _, err := newAgent(r, tgt, ""); err == nil {
+			t.Errorf("accepted %+v", tgt)
+		}
+	}
+}
