@@ -131,12 +131,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
 	cliServer := runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
-	var outbound *outboundDeps
-	if st.rdb != nil && mysql != nil {
-		outbound = &outboundDeps{rdb: st.rdb, carriers: mysqldir.NewCarriers(mysql.Read(), mysql.Write()),
-			alerter: alerter, cipher: cipher, cli: cliServer, metrics: m}
+	outbound := newOutboundDeps(ctx, cfg, st, dir, log)
+	if outbound != nil {
+		outbound.alerter, outbound.cipher, outbound.cli, outbound.metrics = alerter, cipher, cliServer, m
 	} else {
-		log.Info("outbound registration and gateway pings need Redis and MySQL: not running")
+		log.Warn("outbound registration and gateway pings: no usable store or directory, not running")
 	}
 	bg.Go(func() { pruneActiveUsers(ctx, store, m, log) })
 	bg.Go(func() { gaugeMembers(ctx, sets, m, cfg.CheckExpires) })
