@@ -251,3 +251,16 @@ func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
 		t.Errorf("protocol violations: %v", v)
 	}
 }
+
+// TestDrachtioOptionsScenarios runs the original OPTIONS check-in scenarios
+// through the drachtio front: the same X-Members answers and Redis sets as
+// in native mode (TestOptionsScenarios), with the source address and port
+// as drachtio reports them.
+func TestDrachtioOptionsScenarios(t *testing.T) {
+	rdb := redisClient(t)
+	stub, _ := startThroughDrachtio(t, 16802, 19702, nil)
+	runCheckInSteps(t, rdb, "127.0.0.1:16802", 16840)
+	if v := stub.Violations(); len(v) != 0 {
+		t.Errorf("protocol violations: %v", v)
+	}
+}
