@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +21,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/drachtiostub"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
 )
 
 // Ports of the drachtio follow-up tests: SIP 16800-16899, control 19700-19799.
@@ -263,4 +269,164 @@ func TestDrachtioOptionsScenarios(t *testing.T) {
 	if v := stub.Violations(); len(v) != 0 {
 		t.Errorf("protocol violations: %v", v)
 	}
+}
+
+// drachtioEnv is the service's environment for a stand-in on control port ctl.
+func drachtioEnv(t *testing.T, ctl int) map[string]string {
+	env := sidecar.BaseEnv(t)
+	env["DRACHTIO_HOST"] = "127.0.0.1"
+	env["DRACHTIO_PORT"] = fmt.Sprint(ctl)
+	env["DRACHTIO_SECRET"] = "cymru"
+	env["JAMBONES_NETWORK_CIDR"] = "127.0.0.0/8"
+	return env
+}
+
+func stubOptions(sipPort, ctl int, external string) drachtiostub.Options {
+	return drachtiostub.Options{
+		Control:    fmt.Sprintf("127.0.0.1:%d", ctl),
+		Secret:     "cymru",
+		SIP:        []drachtiostub.Listen{{Transport: "udp", Addr: fmt.Sprintf("127.0.0.1:%d", sipPort)}, {Transport: "tcp", Addr: fmt.Sprintf("127.0.0.1:%d", sipPort)}},
+		ExternalIP: external,
+	}
+}
+
+// TestDrachtioSBCAddresses: in drachtio mode the sbc_addresses rows come
+// from drachtio's hostports once connected, and follow them when drachtio
+// comes back with another external IP, at the reconnect (not at the next
+// keep-alive, an hour away here).
+func TestDrachtioSBCAddresses(t *testing.T) {
+	db := mysqlDB(t)
+	redisClient(t)
+	const before, after = "203.0.113.70", "203.0.113.71"
+	cleanup := func() { _, _ = db.Exec(`DELETE FROM sbc_addresses WHERE ipv4 IN (?, ?)`, before, after) }
+	cleanup()
+	t.Cleanup(cleanup)
+	stub := drachtiostub.Start(t, stubOptions(16803, 19703, before))
+	env := drachtioEnv(t, 19703)
+	env["SBC_PUBLIC_ADDRESS_KEEP_ALIVE_IN_MILISECOND"] = "3600000"
+	env["DEAD_SBC_IN_SECOND"] = "7200"
+	sidecar.Start(t, env, "drachtio front connected")
+
+	row := func(ip string) (port int, tls, wss sql.NullInt64, n int) {
+		_ = db.QueryRow(`SELECT port, tls_port, wss_port, (SELECT COUNT(*) FROM sbc_addresses WHERE ipv4 = ?)
+			FROM sbc_addresses WHERE ipv4 = ? LIMIT 1`, ip, ip).Scan(&port, &tls, &wss, &n)
+		return port, tls, wss, n
+	}
+	eventuallyTrue(t, 10*time.Second, "row of "+before, func() bool { _, _, _, n := row(before); return n > 0 })
+	if port, tls, wss, n := row(before); port != 16803 || tls.Valid || wss.Valid || n != 1 {
+		t.Errorf("row of %s = port %d tls %v wss %v (%d rows), want port 16803 only, one row", before, port, tls, wss, n)
+	}
+	var private int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sbc_addresses WHERE ipv4 = '127.0.0.1'`).Scan(&private); err != nil || private != 0 {
+		t.Errorf("local hostports announced: %d rows for 127.0.0.1 (%v)", private, err)
+	}
+
+	stub.StopControl()
+	stub.SetExternalIP(after)
+	if err := stub.StartControl(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, 15*time.Second, "row of "+after+" after the reconnect", func() bool { _, _, _, n := row(after); return n > 0 })
+	if port, _, _, n := row(after); port != 16803 || n != 1 {
+		t.Errorf("row of %s = port %d (%d rows)", after, port, n)
+	}
+}
+
+// probeReady returns the status of /ready on port and its checks.
+func probeReady(t *testing.T, port int) (int, map[string]any) {
+	t.Helper()
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v struct {
+		Checks map[string]any `json:"checks"`
+	}
+	body, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("/ready: %v (%s)", err, body)
+	}
+	return res.StatusCode, v.Checks
+}
+
+// TestDrachtioReady: /ready is 503 (drachtio check failing) while the front
+// is not connected to drachtio-server, 200 once it is, 503 again when
+// drachtio goes away and 200 after it is back.
+func TestDrachtioReady(t *testing.T) {
+	redisClient(t)
+	const httpPort = 16850
+	env := drachtioEnv(t, 19704)
+	env["HTTP_PORT"] = fmt.Sprint(httpPort)
+	proc := sidecar.Start(t, env, "http: serving")
+	if code, checks := probeReady(t, httpPort); code != 503 || checks["drachtio"] == "ok" || checks["redis"] != "ok" {
+		t.Errorf("/ready before drachtio is up = %d %v, want 503 with the drachtio check failing", code, checks)
+	}
+	stub := drachtiostub.Start(t, stubOptions(16804, 19704, "203.0.113.10"))
+	eventuallyTrue(t, 20*time.Second, "/ready 200 once connected", func() bool { code, _ := probeReady(t, httpPort); return code == 200 })
+	if _, checks := probeReady(t, httpPort); checks["drachtio"] != "ok" {
+		t.Errorf("checks once connected = %v", checks)
+	}
+	if !strings.Contains(proc.Logs(), "drachtio front connected") {
+		t.Error("ready without a connection logged")
+	}
+	stub.StopControl()
+	eventuallyTrue(t, 10*time.Second, "/ready 503 once drachtio is gone", func() bool { code, _ := probeReady(t, httpPort); return code == 503 })
+	if err := stub.StartControl(); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyTrue(t, 20*time.Second, "/ready 200 after drachtio is back", func() bool { code, _ := probeReady(t, httpPort); return code == 200 })
+}
+
+// TestDrachtioTLS: with DRACHTIO_TLS and DRACHTIO_TLS_CA_FILE the service
+// connects to a TLS control port whose certificate that CA signed, and the
+// original REGISTER scenario runs through it; a certificate from another CA
+// is refused (no session, the error logged).
+func TestDrachtioTLS(t *testing.T) {
+	rdb := redisClient(t)
+	opts := authserver.DefaultOptions()
+	opts.WebhookSecret = "foobar"
+	sidecar.Webhook(t, opts)
+	cert := testenv.SelfSignedCert(t, "")
+	pair, err := tls.LoadX509KeyPair(cert.CertFile, cert.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	so := stubOptions(16805, 19705, "203.0.113.10")
+	so.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	stub := drachtiostub.Start(t, so)
+
+	t.Run("certificate from another CA is refused", func(t *testing.T) {
+		env := drachtioEnv(t, 19705)
+		env["DRACHTIO_TLS"] = "1"
+		env["DRACHTIO_TLS_CA_FILE"] = testenv.SelfSignedCert(t, "").CertFile
+		proc := sidecar.Start(t, env, "certificate signed by unknown authority")
+		if strings.Contains(proc.Logs(), "drachtio front connected") {
+			t.Error("connected with an untrusted certificate")
+		}
+		proc.Stop()
+	})
+	t.Run("plain TCP to the TLS port gets no session", func(t *testing.T) {
+		env := drachtioEnv(t, 19705)
+		proc := sidecar.Start(t, env, "drachtio: connection ended, reconnecting")
+		if strings.Contains(proc.Logs(), "drachtio front connected") {
+			t.Error("connected in plain TCP to a TLS port")
+		}
+		proc.Stop()
+	})
+	t.Run("trusted certificate", func(t *testing.T) {
+		env := drachtioEnv(t, 19705)
+		env["DRACHTIO_TLS"] = "on"
+		env["DRACHTIO_TLS_CA_FILE"] = cert.CertFile
+		sidecar.Start(t, env, "drachtio front connected")
+		sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv",
+			Target: "127.0.0.1:16805", LocalPort: 16815})
+		b, _, _ := readBinding(t, rdb, "john@jambonz.org")
+		if b.SBCAddress != "udp/203.0.113.10:16805,tcp/203.0.113.10:16805" {
+			t.Errorf("sbcAddress = %q", b.SBCAddress)
+		}
+		if v := stub.Violations(); len(v) != 0 {
+			t.Errorf("protocol violations: %v", v)
+		}
+	})
 }
