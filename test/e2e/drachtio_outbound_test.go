@@ -129,12 +129,18 @@ func TestDrachtioRegbotThroughFront(t *testing.T) {
   VALUES (?, 'e2e-drachtio-carrier', 1, 'foo', 'sip.jambonz.org', 'bar', 1)`,
 		[]any{carrier}, [][4]any{{gateway, gwIP, gwPort, 0}})
 
-	stub, _ := startThroughDrachtio(t, 16800, 19700, map[string]string{
-		"JAMBONES_CLUSTER_ID":                cluster,
-		"JAMBONES_REGBOT_START_DELAY_MAX_MS": "1",
-		"JAMBONES_REGBOT_STATUS_INTERVAL_MS": "500",
-		"SEND_OPTIONS_PING_INTERVAL":         "3600",
-	})
+	// The service starts while drachtio-server is not up yet: the regbot
+	// must wait for the connection rather than fail its first REGISTER and
+	// wait for the failure retry interval (5 min).
+	env := drachtioEnv(t, 19700)
+	env["JAMBONES_CLUSTER_ID"] = cluster
+	env["JAMBONES_REGBOT_START_DELAY_MAX_MS"] = "1"
+	env["JAMBONES_REGBOT_STATUS_INTERVAL_MS"] = "500"
+	env["SEND_OPTIONS_PING_INTERVAL"] = "3600"
+	proc := sidecar.Start(t, env, "drachtio: connection ended, reconnecting")
+	so := stubOptions(16800, 19700, "203.0.113.10")
+	so.WriteChunk = 7
+	stub := drachtiostub.Start(t, so)
 	status := func() map[string]any {
 		var s sql.NullString
 		_ = db.QueryRow(`SELECT register_status FROM voip_carriers WHERE voip_carrier_sid = ?`, carrier).Scan(&s)
@@ -195,6 +201,9 @@ func TestDrachtioRegbotThroughFront(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339, fmt.Sprint(s["timestamp"])); err != nil {
 		t.Errorf("register_status timestamp %v: %v", s["timestamp"], err)
 	}
+	if strings.Contains(proc.Logs(), "REGISTER could not be sent") {
+		t.Error("the regbot sent before the front was connected")
+	}
 	if sent := stub.Sent(); len(sent) < 2 {
 		t.Errorf("stand-in relayed %d requests, want 2", len(sent))
 	}
@@ -246,6 +255,9 @@ func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
 		if strings.HasPrefix(m, "OPTIONS ") {
 			if v := header(m, "Via"); !strings.Contains(v, "203.0.113.10:16801") {
 				t.Errorf("ping Via = %q, want drachtio's address", v)
+			}
+			if f := header(m, "From"); !strings.Contains(f, "@203.0.113.10") {
+				t.Errorf("ping From = %q, want drachtio's public address", f)
 			}
 			break
 		}
