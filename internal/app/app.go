@@ -146,14 +146,38 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	if cfg.Drachtio.Enabled() {
 		// Inside a jambonz SBC: drachtio-server owns the SIP port.
-		front, err := drachtiofront.New(drachtiofront.Options{
+		tlsConf, err := drachtioTLS(cfg.Drachtio)
+		if err != nil {
+			return err
+		}
+		var front *drachtiofront.Front
+		var keeper *sbcaddr.Keeper
+		var onSession func()
+		if mysql != nil {
+			// The public addresses are drachtio's hostports, known once
+			// connected and possibly different after a reconnect.
+			keeper = sbcaddr.NewFunc(mysql.Write(), func() []sbcaddr.Address { return drachtioPublic(front.PublicAddresses()) }, cfg.DeadSBC, log)
+			onSession = keeper.Kick
+		}
+		front, err = drachtiofront.New(drachtiofront.Options{
 			Addr:      net.JoinHostPort(cfg.Drachtio.Host, strconv.Itoa(cfg.Drachtio.Port)),
 			Secret:    cfg.Drachtio.Secret,
+			TLS:       tlsConf,
 			InNetwork: cfg.InNetwork,
+			OnSession: onSession,
 			Log:       log,
 		}, mux, mux.Methods())
 		if err != nil {
 			return err
+		}
+		if keeper != nil {
+			bg.Go(func() {
+				select {
+				case <-front.Ready():
+					keeper.Run(ctx, cfg.SBCKeepAlive)
+				case <-ctx.Done():
+				}
+			})
 		}
 		checks.Add("drachtio", func(context.Context) error {
 			if !front.Connected() {

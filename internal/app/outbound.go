@@ -100,22 +100,25 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 	cli.RegisterRegbot(d.cli, func() any { return rb.Status() })
 	go gaugeRegbot(ctx, rb, d.metrics, cfg.Regbot.StatusInterval)
 
-	fromHost := "localhost"
-	if host, _, err := net.SplitHostPort(front.PublicAddress("udp")); err == nil {
-		fromHost = host
-	}
-	pg := pinger.New(d.carriers, d.kv, client, d.alerter, pinger.Options{
-		Every: cfg.OptionsPingEvery, TTL: cfg.OptionsPingTTL, Remove: cfg.OptionsRemove,
-		FromHost: fromHost, UserAgent: cfg.Regbot.UserAgent,
-	}, log)
-
 	frontCtx, stopFront := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFront()
 	served := make(chan error, 1)
 	go func() { served <- front.Serve(frontCtx) }()
-	go func() { _ = pg.Run(ctx) }()
+	// Like the original (started on drachtio's "connect"), nothing is sent
+	// before the front can send: a REGISTER failing then would wait for
+	// the failure retry interval (5 min).
+	go func() {
+		if frontReady(ctx, front) {
+			_ = newPinger(cfg, log, front, client, d).Run(ctx)
+		}
+	}()
 	regbotDone := make(chan struct{})
-	go func() { _ = rb.Run(ctx); close(regbotDone) }()
+	go func() {
+		defer close(regbotDone)
+		if frontReady(ctx, front) {
+			_ = rb.Run(ctx)
+		}
+	}()
 
 	select {
 	case err := <-served:
@@ -125,6 +128,38 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 	<-regbotDone // un-registers within its deadline while the sockets are open
 	stopFront()
 	return <-served
+}
+
+// newPinger builds the gateway pinger; From carries the front's address,
+// known once the front is ready (drachtio's hostports).
+func newPinger(cfg *config.Config, log *slog.Logger, front outboundFront, client sipfront.Client, d *outboundDeps) *pinger.Pinger {
+	fromHost := "localhost"
+	if host, _, err := net.SplitHostPort(front.PublicAddress("udp")); err == nil {
+		fromHost = host
+	}
+	return pinger.New(d.carriers, d.kv, client, d.alerter, pinger.Options{
+		Every: cfg.OptionsPingEvery, TTL: cfg.OptionsPingTTL, Remove: cfg.OptionsRemove,
+		FromHost: fromHost, UserAgent: cfg.Regbot.UserAgent,
+	}, log)
+}
+
+// readier is a front that connects before it can send (the drachtio front).
+type readier interface {
+	Ready() <-chan struct{}
+}
+
+// frontReady waits until front can send requests; false when ctx ended first.
+func frontReady(ctx context.Context, front outboundFront) bool {
+	r, ok := front.(readier)
+	if !ok {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-r.Ready():
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // gaugeRegbot feeds the regbot agent gauges.

@@ -54,6 +54,11 @@ type Drachtio struct {
 	Host   string
 	Port   int
 	Secret string
+	// TLS dials the control port with TLS (drachtio-server's tls-port);
+	// TLSCAFile, when set, is the CA bundle that verifies its certificate
+	// instead of the system roots.
+	TLS       bool
+	TLSCAFile string
 }
 
 // Enabled reports whether the drachtio front is selected.
@@ -206,12 +211,17 @@ func Load(getenv Getenv) (*Config, error) {
 	c.HTTPPort = r.integer("HTTP_PORT", 0, 0, 65535)
 
 	c.Drachtio = Drachtio{
-		Host:   r.str("DRACHTIO_HOST", ""),
-		Port:   r.port("DRACHTIO_PORT", 9022),
-		Secret: r.str("DRACHTIO_SECRET", ""),
+		Host:      r.str("DRACHTIO_HOST", ""),
+		Port:      r.port("DRACHTIO_PORT", 9022),
+		Secret:    r.str("DRACHTIO_SECRET", ""),
+		TLS:       r.boolean("DRACHTIO_TLS"),
+		TLSCAFile: r.str("DRACHTIO_TLS_CA_FILE", ""),
 	}
 	if c.Drachtio.Host != "" && c.Drachtio.Secret == "" {
 		r.fail("DRACHTIO_SECRET", "is required when DRACHTIO_HOST is set")
+	}
+	if c.Drachtio.TLSCAFile != "" && !c.Drachtio.TLS {
+		r.fail("DRACHTIO_TLS_CA_FILE", "is set but DRACHTIO_TLS is off")
 	}
 
 	c.MySQL = MySQL{

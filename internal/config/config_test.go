@@ -199,6 +199,7 @@ func TestLoad_MalformedValueNamesVariable(t *testing.T) {
 		{"cidr without mask", map[string]string{"JAMBONES_NETWORK_CIDR": "10.0.0.0"}, "JAMBONES_NETWORK_CIDR"},
 		{"sip listen", map[string]string{"SIP_LISTEN": "sctp:0.0.0.0:5060"}, "SIP_LISTEN"},
 		{"drachtio host without secret", map[string]string{"DRACHTIO_HOST": "127.0.0.1"}, "DRACHTIO_SECRET"},
+		{"drachtio CA file with TLS off", map[string]string{"DRACHTIO_HOST": "127.0.0.1", "DRACHTIO_SECRET": "s", "DRACHTIO_TLS_CA_FILE": "/ca.pem"}, "DRACHTIO_TLS_CA_FILE"},
 		{"sentinels without master name", map[string]string{"JAMBONES_REDIS_SENTINELS": "s1:26379"}, "JAMBONES_REDIS_SENTINEL_MASTER_NAME"},
 		{"mysql host without user", map[string]string{"JAMBONES_MYSQL_HOST": "db", "JAMBONES_MYSQL_DATABASE": "d"}, "JAMBONES_MYSQL_USER"},
 		{"mysql host without database", map[string]string{"JAMBONES_MYSQL_HOST": "db", "JAMBONES_MYSQL_USER": "u"}, "JAMBONES_MYSQL_DATABASE"},
@@ -232,8 +233,19 @@ func TestLoad_FirstErrorWins(t *testing.T) {
 
 func TestLoad_DrachtioWithSecret(t *testing.T) {
 	c := mustLoad(t, map[string]string{"DRACHTIO_HOST": "10.0.0.5", "DRACHTIO_SECRET": "s"})
-	if !c.Drachtio.Enabled() || c.Drachtio.Port != 9022 {
+	if !c.Drachtio.Enabled() || c.Drachtio.Port != 9022 || c.Drachtio.TLS {
 		t.Fatalf("Drachtio = %+v", c.Drachtio)
+	}
+}
+
+func TestLoad_DrachtioTLS(t *testing.T) {
+	c := mustLoad(t, map[string]string{"DRACHTIO_HOST": "10.0.0.5", "DRACHTIO_SECRET": "s", "DRACHTIO_TLS": "on", "DRACHTIO_TLS_CA_FILE": "/etc/ca.pem"})
+	if !c.Drachtio.TLS || c.Drachtio.TLSCAFile != "/etc/ca.pem" {
+		t.Fatalf("Drachtio = %+v", c.Drachtio)
+	}
+	c = mustLoad(t, map[string]string{"DRACHTIO_HOST": "10.0.0.5", "DRACHTIO_SECRET": "s", "DRACHTIO_TLS": "off"})
+	if c.Drachtio.TLS {
+		t.Fatalf("DRACHTIO_TLS=off: %+v", c.Drachtio)
 	}
 }
 

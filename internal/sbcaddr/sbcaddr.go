@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,22 +108,81 @@ func InterfaceAddrs() []netip.Addr {
 	return out
 }
 
+// Source returns the current public addresses; it is called at every
+// refresh, so addresses that change while running (drachtio's hostports
+// after a reconnect) are followed.
+type Source func() []Address
+
+// PublicOnly keeps the public addresses of addrs (IsPublic), merges entries
+// of one IP, defaults the SIP port to 5060 and sorts by IP.
+func PublicOnly(addrs []Address) []Address {
+	byIP := map[netip.Addr]*Address{}
+	for _, a := range addrs {
+		ip := a.IP.Unmap()
+		if !IsPublic(ip) {
+			continue
+		}
+		m := byIP[ip]
+		if m == nil {
+			m = &Address{IP: ip}
+			byIP[ip] = m
+		}
+		if m.Port == 0 {
+			m.Port = a.Port
+		}
+		if a.TLSPort != 0 {
+			m.TLSPort = a.TLSPort
+		}
+		if a.WSSPort != 0 {
+			m.WSSPort = a.WSSPort
+		}
+	}
+	out := make([]Address, 0, len(byIP))
+	for _, a := range byIP {
+		if a.Port == 0 {
+			a.Port = 5060
+		}
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
+	return out
+}
+
 // Keeper refreshes the rows of this SBC through the write pool.
 type Keeper struct {
-	db    *sql.DB
-	addrs []Address
-	dead  time.Duration
-	log   *slog.Logger
+	db   *sql.DB
+	src  Source
+	dead time.Duration
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu     sync.Mutex
+	logged string // the address set last logged
 }
 
 // New returns a keeper of addrs; rows older than dead are deleted.
 func New(db *sql.DB, addrs []Address, dead time.Duration, log *slog.Logger) *Keeper {
-	return &Keeper{db: db, addrs: addrs, dead: dead, log: log}
+	return NewFunc(db, func() []Address { return addrs }, dead, log)
+}
+
+// NewFunc returns a keeper of the addresses src returns at each refresh.
+func NewFunc(db *sql.DB, src Source, dead time.Duration, log *slog.Logger) *Keeper {
+	return &Keeper{db: db, src: src, dead: dead, log: log, kick: make(chan struct{}, 1)}
+}
+
+// Kick asks Run for a refresh now (e.g. the addresses changed); it never blocks.
+func (k *Keeper) Kick() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Refresh upserts every address and deletes dead rows.
 func (k *Keeper) Refresh(ctx context.Context) error {
-	for _, a := range k.addrs {
+	addrs := k.src()
+	k.logChange(addrs)
+	for _, a := range addrs {
 		if err := k.upsert(ctx, a); err != nil {
 			return err
 		}
@@ -137,6 +197,23 @@ func (k *Keeper) Refresh(ctx context.Context) error {
 		k.log.Info("sbcaddr: deleted addresses of dead SBCs", "rows", n)
 	}
 	return nil
+}
+
+// logChange logs the address set when it differs from the last one logged.
+func (k *Keeper) logChange(addrs []Address) {
+	cur := fmt.Sprint(addrs)
+	k.mu.Lock()
+	changed := cur != k.logged
+	k.logged = cur
+	k.mu.Unlock()
+	if !changed {
+		return
+	}
+	if len(addrs) == 0 {
+		k.log.Warn("sbcaddr: no public SIP address (set SIP_PUBLIC_ADDRESS behind NAT, external-ip in drachtio); sbc_addresses is not updated")
+		return
+	}
+	k.log.Info("sbcaddr: keeping sbc_addresses", "addresses", cur)
 }
 
 // upsert updates the rows of (ip, port) or inserts one. The schema has no
@@ -185,14 +262,10 @@ func (k *Keeper) upsert(ctx context.Context, a Address) error {
 
 func nullPort(p int) sql.NullInt64 { return sql.NullInt64{Int64: int64(p), Valid: p > 0} }
 
-// Run refreshes at once and every interval until ctx ends; failures are
-// logged and retried at the next tick.
+// Run refreshes at once, every interval and on Kick until ctx ends;
+// failures are logged and retried at the next tick.
 func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
-	if len(k.addrs) == 0 {
-		k.log.Warn("sbcaddr: no public SIP address (set SIP_PUBLIC_ADDRESS behind NAT); sbc_addresses is not updated")
-	} else {
-		k.log.Info("sbcaddr: keeping sbc_addresses", "addresses", fmt.Sprint(k.addrs), "every", interval.String())
-	}
+	k.log.Info("sbcaddr: refreshing sbc_addresses", "every", interval.String())
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -203,6 +276,7 @@ func (k *Keeper) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-k.kick:
 		}
 	}
 }

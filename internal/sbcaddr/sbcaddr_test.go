@@ -128,3 +128,78 @@ func TestKeeper_UpsertsAndDeletesDeadSBCs(t *testing.T) {
 		t.Errorf("refreshed rows = %+v", got)
 	}
 }
+
+func TestPublicOnly_KeepsPublicAddressesMergedAndSorted(t *testing.T) {
+	a := func(ip string, port, tls, wss int) Address {
+		return Address{IP: netip.MustParseAddr(ip), Port: port, TLSPort: tls, WSSPort: wss}
+	}
+	for _, tc := range []struct {
+		name string
+		in   []Address
+		want []Address
+	}{
+		{"nothing", nil, []Address{}},
+		{"private, loopback and IPv6 dropped",
+			[]Address{a("10.0.0.5", 5060, 0, 0), a("127.0.0.1", 5060, 0, 0), a("192.168.1.1", 5060, 0, 0), a("2001:db8::1", 5060, 0, 0)}, []Address{}},
+		{"one public address with its ports", []Address{a("203.0.113.10", 5060, 5061, 8443), a("10.0.0.5", 5060, 0, 0)},
+			[]Address{a("203.0.113.10", 5060, 5061, 8443)}},
+		{"entries of one IP merged, first SIP port kept", []Address{a("203.0.113.10", 5080, 0, 0), a("203.0.113.10", 5090, 5061, 0), a("203.0.113.10", 0, 0, 8443)},
+			[]Address{a("203.0.113.10", 5080, 5061, 8443)}},
+		{"no SIP port: 5060", []Address{a("203.0.113.10", 0, 5061, 0)}, []Address{a("203.0.113.10", 5060, 5061, 0)}},
+		{"sorted by IP", []Address{a("203.0.113.12", 5060, 0, 0), a("198.51.100.1", 5060, 0, 0)},
+			[]Address{a("198.51.100.1", 5060, 0, 0), a("203.0.113.12", 5060, 0, 0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PublicOnly(tc.in); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A keeper built on a source follows it: addresses appearing later (the
+// drachtio front after connecting) or changing (after a reconnect) are
+// upserted at the next refresh, and Kick makes that refresh happen now.
+func TestKeeper_FollowsItsSourceAndRefreshesOnKick(t *testing.T) {
+	my := testenv.MySQL(t)
+	db, err := sql.Open("mysql", my.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const first, second = "203.0.113.60", "203.0.113.61"
+	cleanup := func() { db.Exec(`DELETE FROM sbc_addresses WHERE ipv4 IN (?, ?)`, first, second) }
+	cleanup()
+	t.Cleanup(cleanup)
+
+	addrs := make(chan []Address, 1)
+	addrs <- nil
+	current := func() []Address { a := <-addrs; addrs <- a; return a }
+	set := func(a []Address) { <-addrs; addrs <- a }
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	k := NewFunc(db, current, time.Hour, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { k.Run(ctx, time.Hour); close(done) }() // the ticker never fires here
+	t.Cleanup(func() { cancel(); <-done })
+
+	waitRows := func(ip string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(rows(t, db, ip)) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no row for %s", ip)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	set([]Address{{IP: netip.MustParseAddr(first), Port: 5060}})
+	k.Kick()
+	waitRows(first)
+	set([]Address{{IP: netip.MustParseAddr(second), Port: 5070, WSSPort: 8443}})
+	k.Kick()
+	waitRows(second)
+	if r := rows(t, db, second); r[0].Port != 5070 || r[0].WSS.Int64 != 8443 {
+		t.Errorf("row = %+v, want port 5070, wss 8443", r[0])
+	}
+}

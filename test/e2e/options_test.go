@@ -62,23 +62,21 @@ func setMembers(t *testing.T, rdb *redis.Client, key string) string {
 	return strings.Join(m, ",")
 }
 
-// TestOptionsScenarios runs the original's OPTIONS scenarios in its order,
-// each from its own loopback address, and checks the sets after each.
-func TestOptionsScenarios(t *testing.T) {
-	rdb := redisClient(t)
-	env := sidecar.BaseEnv(t)
-	env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d", optionsSIPPort)
-	proc := sidecar.Start(t, env, "native front listening")
-	target := fmt.Sprintf("127.0.0.1:%d", optionsSIPPort)
+// checkInStep is one original OPTIONS scenario from ip and the expected
+// X-Members and sets after it.
+type checkInStep struct {
+	scenario, ip          string
+	members               string
+	activeFS, rtp, fsURLs string
+}
 
-	fs1 := fmt.Sprintf("127.0.0.20:%d", optionsSippPort)
-	fs2 := fmt.Sprintf("127.0.0.21:%d", optionsSippPort)
+// checkInSteps are the original's OPTIONS scenarios in its order, sent from
+// port of each address.
+func checkInSteps(port int) []checkInStep {
+	fs1 := fmt.Sprintf("127.0.0.20:%d", port)
+	fs2 := fmt.Sprintf("127.0.0.21:%d", port)
 	const url1, url2 = "http://127.0.0.1:3000", "http://127.0.0.1:3001"
-	steps := []struct {
-		scenario, ip          string
-		members               string
-		activeFS, rtp, fsURLs string
-	}{
+	return []checkInStep{
 		{"uac-add-fs-1.xml", "127.0.0.20", "1", fs1, "", url1},
 		{"uac-add-rtp-1.xml", "127.0.0.20", "1", fs1, "127.0.0.20", url1},
 		{"uac-add-fs-2.xml", "127.0.0.21", "2", fs1 + "," + fs2, "127.0.0.20", url1 + "," + url2},
@@ -90,8 +88,14 @@ func TestOptionsScenarios(t *testing.T) {
 		{"uac-remove-rtp-2.xml", "127.0.0.21", "0", "", "", ""},
 		{"uac-external-options-ping.xml", "127.0.0.22", "", "", "", ""},
 	}
-	for i, st := range steps {
-		got := checkIn(t, target, st.scenario, st.ip, optionsSippPort)
+}
+
+// runCheckInSteps runs checkInSteps against target and checks X-Members and
+// the sets in Redis after each.
+func runCheckInSteps(t *testing.T, rdb *redis.Client, target string, port int) {
+	t.Helper()
+	for i, st := range checkInSteps(port) {
+		got := checkIn(t, target, st.scenario, st.ip, port)
 		name := fmt.Sprintf("step %d %s from %s", i+1, st.scenario, st.ip)
 		if got != st.members {
 			t.Errorf("%s: X-Members = %q, want %q", name, got, st.members)
@@ -102,6 +106,18 @@ func TestOptionsScenarios(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestOptionsScenarios runs the original's OPTIONS scenarios in its order,
+// each from its own loopback address, and checks the sets after each.
+func TestOptionsScenarios(t *testing.T) {
+	rdb := redisClient(t)
+	env := sidecar.BaseEnv(t)
+	env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d", optionsSIPPort)
+	proc := sidecar.Start(t, env, "native front listening")
+	target := fmt.Sprintf("127.0.0.1:%d", optionsSIPPort)
+
+	runCheckInSteps(t, rdb, target, optionsSippPort)
 	proc.Stop()
 
 	// Expiry, with a short EXPIRES_INTERVAL: a member that stops checking in

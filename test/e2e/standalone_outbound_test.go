@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +15,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
 )
-
-// carrierUAS runs sipp as a carrier (a UAS scenario) on ip:port until the
-// test ends and returns the file of its message trace.
-func carrierUAS(t *testing.T, scenario, ip string, port int) (msgLog string) {
-	t.Helper()
-	dir := t.TempDir()
-	msgLog = filepath.Join(dir, "msg.log")
-	cmd := exec.Command(testenv.Sipp(t), "-sf", scenario, "-i", ip, "-p", strconv.Itoa(port), "-t", "u1",
-		"-nostdin", "-deadcall_wait", "1", "-trace_msg", "-message_file", msgLog)
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("sipp: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return msgLog
-}
 
 func readFile(path string) string {
 	b, _ := os.ReadFile(path)

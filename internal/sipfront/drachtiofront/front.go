@@ -42,7 +42,11 @@ type Options struct {
 	// Client tunes the protocol client (ping, backoff); Addr, Secret, TLS,
 	// Routes and the callbacks are set by the front.
 	Client drachtio.Options
-	Log    *slog.Logger
+	// OnSession, when set, is called after every (re)connect, once
+	// SBCAddress and PublicAddresses reflect the new session (drachtio's
+	// addresses may change across reconnects). It must not block.
+	OnSession func()
+	Log       *slog.Logger
 }
 
 // Front is the drachtio SIP front.
@@ -118,6 +122,9 @@ func (f *Front) onSession(s drachtio.Session) {
 		default:
 			close(f.ready)
 		}
+	}
+	if f.opts.OnSession != nil {
+		f.opts.OnSession()
 	}
 }
 

@@ -55,8 +55,8 @@ func (s *Server) sendRequest(c *client, id, proxy, sipText string) {
 	}
 	lh, lp, _ := net.SplitHostPort(local.String())
 	sentBy := lh
-	if s.opts.ExternalIP != "" {
-		sentBy = s.opts.ExternalIP
+	if ext := s.externalIP(); ext != "" {
+		sentBy = ext
 	}
 
 	// Complete the request: Via, Max-Forwards, From tag, To, Call-ID, CSeq.

@@ -14,6 +14,7 @@ package drachtiostub
 import (
 	"bufio"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,7 +37,9 @@ type Listen struct {
 type Options struct {
 	Control string // ip:port of the control port
 	Secret  string
-	SIP     []Listen
+	// TLS, when set, serves the control port over TLS (drachtio's tls-port).
+	TLS *tls.Config
+	SIP []Listen
 	// ExternalIP, when set, is reported in hostports instead of the bound IP.
 	ExternalIP string
 	Version    string // default v0.9.10
@@ -176,6 +179,9 @@ func (s *Server) StartControl() error {
 	if err != nil {
 		return fmt.Errorf("drachtiostub: control: %w", err)
 	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -234,6 +240,20 @@ func (s *Server) SetPong(on bool) {
 	s.mu.Unlock()
 }
 
+// SetExternalIP changes the external IP reported from the next
+// authenticate on (as after drachtio-server restarts with a new external-ip).
+func (s *Server) SetExternalIP(ip string) {
+	s.mu.Lock()
+	s.opts.ExternalIP = ip
+	s.mu.Unlock()
+}
+
+func (s *Server) externalIP() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts.ExternalIP
+}
+
 // Answered is how many incoming requests clients answered.
 func (s *Server) Answered() int {
 	s.mu.Lock()
@@ -288,8 +308,8 @@ func (s *Server) hostports(external bool) string {
 
 func (s *Server) hp(proto string, a net.Addr, external bool) string {
 	host, port, _ := net.SplitHostPort(a.String())
-	if external && s.opts.ExternalIP != "" {
-		host = s.opts.ExternalIP
+	if ext := s.externalIP(); external && ext != "" {
+		host = ext
 	}
 	return proto + "/" + net.JoinHostPort(host, port)
 }
