@@ -137,8 +137,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	} else {
 		log.Warn("outbound registration and gateway pings: no usable store or directory, not running")
 	}
-	bg.Go(func() { pruneActiveUsers(ctx, store, m, log) })
-	bg.Go(func() { gaugeMembers(ctx, sets, m, cfg.CheckExpires) })
+	bg.Go(func() { every(ctx, 30*time.Second, func() { pruneActiveUsers(ctx, store, m, log) }) })
+	bg.Go(func() { every(ctx, cfg.CheckExpires, func() { gaugeMembers(ctx, sets, m) }) })
 	if mysql != nil && !cfg.Drachtio.Enabled() {
 		keeper := sbcaddr.New(mysql.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
 		bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
@@ -295,43 +295,39 @@ func checkInTrusted(cfg *config.Config) func(netip.Addr) bool {
 	}
 }
 
-// gaugeMembers feeds the feature/RTP server member gauges.
-func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics, every time.Duration) {
-	t := time.NewTicker(every)
+// every runs fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		for kind, set := range map[string]string{"fs": membership.ActiveFS, "rtp": membership.ActiveRTP} {
-			if members, err := sets.Members(ctx, set); err == nil {
-				m.SetMembers(kind, len(members))
-			}
+			fn()
 		}
 	}
 }
 
-// pruneActiveUsers removes expired members of active-user periodically, as
-// the original does before counting.
-// The count feeds the active-bindings gauge (sbc.users.count in StatsD).
-func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
-	t := time.NewTicker(30 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			n, err := store.Count(ctx)
-			if err != nil {
-				m.BackendError(metrics.Redis)
-				log.Warn("store: pruning active-user failed", "err", err)
-				continue
-			}
-			m.SetActiveBindings(n)
-			log.Debug("registered users", "count", n)
+// gaugeMembers feeds the feature/RTP server member gauges.
+func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
+	for kind, set := range map[string]string{"fs": membership.ActiveFS, "rtp": membership.ActiveRTP} {
+		if members, err := sets.Members(ctx, set); err == nil {
+			m.SetMembers(kind, len(members))
 		}
 	}
+}
+
+// pruneActiveUsers removes expired members of active-user, as the original
+// does before counting; the count feeds the active-bindings gauge
+// (sbc.users.count in StatsD).
+func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
+	n, err := store.Count(ctx)
+	if err != nil {
+		m.BackendError(metrics.Redis)
+		log.Warn("store: pruning active-user failed", "err", err)
+		return
+	}
+	m.SetActiveBindings(n)
+	log.Debug("registered users", "count", n)
 }

@@ -98,7 +98,7 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 	}
 	rb := regbot.New(deps, opts)
 	cli.RegisterRegbot(d.cli, func() any { return rb.Status() })
-	go gaugeRegbot(ctx, rb, d.metrics, cfg.Regbot.StatusInterval)
+	go every(ctx, cfg.Regbot.StatusInterval, func() { gaugeRegbot(rb, d.metrics) })
 
 	frontCtx, stopFront := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopFront()
@@ -163,17 +163,8 @@ func frontReady(ctx context.Context, front outboundFront) bool {
 }
 
 // gaugeRegbot feeds the regbot agent gauges.
-func gaugeRegbot(ctx context.Context, rb *regbot.Regbot, m *metrics.Metrics, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		st := rb.Status()
-		m.SetRegbotAgents("registered", st.Registered)
-		m.SetRegbotAgents("unregistered", st.Total-st.Registered)
-	}
+func gaugeRegbot(rb *regbot.Regbot, m *metrics.Metrics) {
+	st := rb.Status()
+	m.SetRegbotAgents("registered", st.Registered)
+	m.SetRegbotAgents("unregistered", st.Total-st.Registered)
 }

@@ -114,7 +114,7 @@ func ScenarioDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("SIPP_SCENARIOS_DIR")
 	if dir == "" {
-		root, err := moduleRoot()
+		root, err := ModuleRoot()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,8 @@ func ScenarioDir(t testing.TB) string {
 
 // moduleRoot finds the directory holding go.mod, upward from the working directory (go test
 // runs each test in its package directory).
-func moduleRoot() (string, error) {
+// ModuleRoot returns the directory of go.mod above the working directory.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

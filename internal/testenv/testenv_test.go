@@ -20,12 +20,12 @@ func TestMySQLEnv_DSN(t *testing.T) {
 }
 
 func TestModuleRoot_FindsGoMod(t *testing.T) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("moduleRoot() = %s without go.mod", root)
+		t.Fatalf("ModuleRoot() = %s without go.mod", root)
 	}
 }
 

@@ -30,7 +30,7 @@ var (
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		root, err := moduleRoot()
+		root, err := testenv.ModuleRoot()
 		if err != nil {
 			buildErr = err
 			return
@@ -254,23 +254,6 @@ func traces(dir string) string {
 		fmt.Fprintf(&b, "== %s\n%s\n", filepath.Base(f), tail(string(data), 80))
 	}
 	return b.String()
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("sidecar: no go.mod above %s", dir)
-		}
-		dir = parent
-	}
 }
 
 // Webhook starts the customer auth server where the test database's
