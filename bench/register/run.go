@@ -129,11 +129,7 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 		for _, c := range todo {
-			realm := clientsRealm
-			if c.path == "webhook" {
-				realm = hookRealm
-			}
-			csvs, err := writeCSVs(b.out, realm, 1, b.users, b.procs)
+			csvs, err := writeCSVs(b.out, c.path, 1, b.users, b.procs)
 			if err != nil {
 				stop()
 				return err
@@ -355,11 +351,11 @@ func (b *bench) startKamailio(ctx context.Context) (sut, func(), error) {
 // UDP transactions kept for Timer J (32 s) are gone.
 func (b *bench) memory(ctx context.Context, system, target string, start func(context.Context) (sut, func(), error), timeout time.Duration) (memResult, error) {
 	m := memResult{System: system, Registrations: b.memUsers, Rate: b.memRate}
-	realm := hookRealm
+	path := "webhook"
 	if system == "kamailio" {
-		realm = clientsRealm
+		path = "clients"
 	}
-	csvs, err := writeCSVs(b.out, realm, 1, b.memUsers, b.procs)
+	csvs, err := writeCSVs(b.out, path, 1, b.memUsers, b.procs)
 	if err != nil {
 		return m, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/dircache"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
@@ -110,7 +111,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:     regGuard,
 		Store:     countingStore{store, m},
-		Directory: countingDirectory{dir, m},
+		// Both REGISTERs of a registration look the account up: keep it 1 s (dircache).
+		Directory: dircache.New(countingDirectory{dir, m}, time.Second, nil),
 		Webhook:   webhook,
 		Clients:   auth.NewClients(countingDirectory{dir, m}, cipher, log),
 		Alerter:   alerter,
@@ -158,7 +160,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return nil
 		})
 		if cfg.HTTPPort > 0 {
-			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
 			if err != nil {
 				return err
 			}
@@ -195,7 +197,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return nil
 	})
 	if cfg.HTTPPort > 0 {
-		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
 		if err != nil {
 			front.Close()
 			return err
