@@ -8,25 +8,27 @@
 #     redis-server, mariadb-server, gcc);
 #  2. starts its own redis-server and MariaDB (scripts/test.sh --services-only on
 #     BENCH_REDIS_PORT/BENCH_MYSQL_PORT, state in $OUT/services), loads the jambonz schema,
-#     10,000 generated clients (passwords encrypted with ENCRYPTION_SECRET) of the account
-#     bench.local (no webhook), the account hook.local (registration webhook served by the
-#     driver), and Kamailio's schema (standard + auth_db from kamailio-mysql-modules) in the
-#     database `kamailio` with a `subscriber` row (ha1) per user;
+#     100,000 generated clients (passwords encrypted with ENCRYPTION_SECRET), 100 per account
+#     (realms a000.bench.local ..., no webhook; the scenarios use the first 10,000, the memory
+#     measurement all), the account hook.local (registration webhook served by the driver),
+#     and Kamailio's schema (standard + auth_db from kamailio-mysql-modules) in the database
+#     `kamailio` with a `subscriber` row (ha1) per user;
 #  3. builds bench/clockshim (LD_PRELOAD for sipp: a fine clock instead of the 4 ms coarse one),
 #     the service and the driver;
 #  4. runs bench/register: for each system and scenario, steps the sipp rate up, then writes
 #     $OUT/results.json and $OUT/RESULTS.md; both are copied into bench/.
 #
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
-# STEP (15s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (2000), RATES
-# (1000,2000,4000,8000), REPEATS (2), ONLY (all cases), KEEP=1 keeps the services running.
+# STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
+# (1000,2000,4000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
+# mem-kamailio), KEEP=1 keeps the services running.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
-STEP=${STEP:-15s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
-MEM_RATE=${MEM_RATE:-2000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
+STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
+MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
 SECRET=bench-encryption-secret-0123456789abcdef
 export JAMBONZ_DB_DIR=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin

@@ -30,8 +30,8 @@ func userName(i int) string { return fmt.Sprintf("u%06d", i) }
 func password(i int) string { return fmt.Sprintf("pw%06dx", i) }
 
 // writeSQL writes jambones.sql (webhook, service provider, the two accounts and
-// n encrypted clients of bench.local) and kamailio.sql (kn >= n subscriber rows with
-// ha1 for the same users and realm; the extra ones for the memory measurement).
+// max(n, kn) encrypted clients, usersPerAccount per account) and kamailio.sql (the
+// same users with ha1); kn is the user count of the memory measurement.
 func writeSQL(dir string, n, kn int, secret, hookURL string) error {
 	c, err := credcrypt.New(secret, false)
 	if err != nil {
@@ -51,6 +51,7 @@ func writeSQL(dir string, n, kn int, secret, hookURL string) error {
 	fmt.Fprintf(jw, "INSERT INTO service_providers (service_provider_sid, name, root_domain) VALUES ('%s', 'bench SP', 'bench.root');\n", spSID)
 	fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
 		"('%s', '%s', 'bench hook', '%s', '%s', 'benchsecret');\n", hookAcct, spSID, hookRealm, hookSID)
+	n = max(n, kn)
 	for i := 1; i <= n; i += usersPerAccount {
 		fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
 			"('%s', '%s', '%s', '%s', NULL, 'benchsecret');\n", clientsAccount(i), spSID, clientsRealm(i), clientsRealm(i))

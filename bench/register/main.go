@@ -93,13 +93,22 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.IntVar(&b.procs, "procs", 4, "sipp processes in parallel")
 	fs.IntVar(&b.users, "users", 10000, "distinct users per scenario")
 	fs.IntVar(&b.memUsers, "mem-users", 100000, "registrations for the memory measurement (0: skip)")
-	fs.IntVar(&b.memRate, "mem-rate", 2000, "REGISTER rate of the memory measurement")
+	fs.IntVar(&b.memRate, "mem-rate", 1000, "REGISTER rate of the memory measurement")
 	fs.IntVar(&b.repeats, "repeats", 2, "runs of the highest passing rate")
 	fs.IntVar(&b.kamWorkers, "kamailio-workers", 4, "Kamailio UDP worker processes")
-	fs.DurationVar(&b.step, "step", 15*time.Second, "duration of one rate step")
-	fs.StringVar(&b.rates, "rates", "1000,2000,4000,8000", "rate ladder (calls/s): climbed until a rate fails, then bisected once")
+	fs.DurationVar(&b.step, "step", 10*time.Second, "duration of one rate step")
+	fs.StringVar(&b.rates, "rates", "1000,2000,4000", "rate ladder (calls/s): climbed until a rate fails, then bisected once")
 	fs.StringVar(&b.only, "only", "", "comma-separated subset of cases (e.g. ours-clients-register-auth,mem-ours)")
 	fs.StringVar(&b.commands, "commands", "", "the commands that produced this run, for RESULTS.md")
+}
+
+// wantMem tells whether the memory measurement runs for system: ours by default,
+// Kamailio when -only names mem-kamailio.
+func (b *bench) wantMem(system string) bool {
+	if b.only == "" {
+		return system == "ours"
+	}
+	return b.want("mem-" + system)
 }
 
 func (b *bench) want(name string) bool {
