@@ -23,8 +23,10 @@ const (
 	hookSID         = "b0000000-0000-4000-8000-000000000004"
 )
 
-func clientsRealm(i int) string   { return fmt.Sprintf("a%03d.bench.local", (i-1)/usersPerAccount) }
-func clientsAccount(i int) string { return fmt.Sprintf("b2000000-0000-4000-8000-%012d", (i-1)/usersPerAccount) }
+func clientsRealm(i int) string { return fmt.Sprintf("a%03d.bench.local", (i-1)/usersPerAccount) }
+func clientsAccount(i int) string {
+	return fmt.Sprintf("b2000000-0000-4000-8000-%012d", (i-1)/usersPerAccount)
+}
 
 func userName(i int) string { return fmt.Sprintf("u%06d", i) }
 func password(i int) string { return fmt.Sprintf("pw%06dx", i) }

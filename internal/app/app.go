@@ -17,7 +17,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/dircache"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
@@ -111,8 +110,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:     regGuard,
 		Store:     countingStore{store, m},
-		// Both REGISTERs of a registration look the account up: keep it 1 s (dircache).
-		Directory: dircache.New(countingDirectory{dir, m}, time.Second, nil),
+		Directory: countingDirectory{dir, m},
 		Webhook:   webhook,
 		Clients:   auth.NewClients(countingDirectory{dir, m}, cipher, log),
 		Alerter:   alerter,
