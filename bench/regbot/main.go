@@ -27,6 +27,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
 // counting wraps the SIP client and timestamps every first REGISTER of an
@@ -139,7 +140,7 @@ func run(n, batch int, sleep time.Duration, sippBin, scenario string) error {
 	runtime.ReadMemStats(&before)
 	goBefore := runtime.NumGoroutine()
 
-	rb := regbot.New(regbot.Deps{Redis: rdb, Carriers: mysqldir.NewCarriers(db, db), Client: cc, Log: log},
+	rb := regbot.New(regbot.Deps{Store: redisstore.NewKV(rdb), Carriers: mysqldir.NewCarriers(db, db), Client: cc, Log: log},
 		regbot.Options{Regbot: config.Regbot{DefaultExpires: 3600, MinExpires: 30, FailureRetryInterval: 5 * time.Second,
 			FailureThreshold: 3, BatchSize: batch, BatchSleep: sleep, UserAgent: "bench", StatusInterval: time.Hour},
 			ClusterID: "bench", UnregisterTimeout: 30 * time.Second})

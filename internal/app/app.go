@@ -17,6 +17,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/cached"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
@@ -104,15 +105,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if sec.NonceSecret == "" {
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
 	}
+	var lookups registrar.Directory = countingDirectory{dir, m}
+	if mysql != nil && cfg.DirectoryCacheTTL > 0 {
+		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000)
+	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
 	reg := registrar.New(registrar.Deps{
 		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:     regGuard,
 		Store:     countingStore{store, m},
-		Directory: countingDirectory{dir, m},
+		Directory: lookups,
 		Webhook:   webhook,
-		Clients:   auth.NewClients(countingDirectory{dir, m}, cipher, log),
+		Clients:   auth.NewClients(lookups, cipher, log),
 		Alerter:   alerter,
 		Log:       log,
 		Hosting:   cfg.Hosting,
@@ -126,12 +131,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
 	cliServer := runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
-	var outbound *outboundDeps
-	if st.rdb != nil && mysql != nil {
-		outbound = &outboundDeps{rdb: st.rdb, carriers: mysqldir.NewCarriers(mysql.Read(), mysql.Write()),
-			alerter: alerter, cipher: cipher, cli: cliServer, metrics: m}
+	outbound := newOutboundDeps(ctx, cfg, st, dir, log)
+	if outbound != nil {
+		outbound.alerter, outbound.cipher, outbound.cli, outbound.metrics = alerter, cipher, cliServer, m
 	} else {
-		log.Info("outbound registration and gateway pings need Redis and MySQL: not running")
+		log.Warn("outbound registration and gateway pings: no usable store or directory, not running")
 	}
 	bg.Go(func() { pruneActiveUsers(ctx, store, m, log) })
 	bg.Go(func() { gaugeMembers(ctx, sets, m, cfg.CheckExpires) })

@@ -6,25 +6,70 @@ import (
 	"net"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/filedir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/pinger"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
+// outboundKV is where regbot keeps its token and ephemeral gateways and the
+// pinger its blacklist: Redis, or the embedded store.
+type outboundKV interface {
+	regbot.KV
+	pinger.Blacklist
+}
+
+// outboundCarriers is where carriers and gateways come from: MySQL, or the
+// config file.
+type outboundCarriers interface {
+	regbot.Carriers
+	pinger.Gateways
+}
+
 type outboundDeps struct {
-	rdb      redis.UniversalClient
-	carriers *mysqldir.Carriers
+	kv       outboundKV
+	carriers outboundCarriers
 	alerter  alertWriter
 	cipher   *credcrypt.Cipher
 	cli      *cli.Server
 	metrics  *metrics.Metrics
+	// embedded: the token lives in this process, nobody contends for it.
+	embedded bool
+}
+
+// newOutboundDeps picks the store and the carriers of the mode: Redis or
+// the embedded store, MySQL or the config file, in any combination.
+func newOutboundDeps(ctx context.Context, cfg *config.Config, st storage, dir Directory, log *slog.Logger) *outboundDeps {
+	d := &outboundDeps{}
+	switch {
+	case st.rdb != nil:
+		d.kv = redisstore.NewKV(st.rdb)
+	case st.mem != nil:
+		// The embedded store serves one instance, so a token in it is a
+		// previous run's (saved with the state file): without this a restart
+		// would wait for it to expire before registering.
+		if _, err := st.mem.Del(ctx, regbot.TokenKey(cfg.ClusterID)); err != nil {
+			log.Warn("regbot: clearing the previous run's token failed", "err", err)
+		}
+		d.kv, d.embedded = st.mem, true
+	default:
+		return nil
+	}
+	switch dir := dir.(type) {
+	case *mysqldir.Directory:
+		d.carriers = mysqldir.NewCarriers(dir.Read(), dir.Write())
+	case *filedir.Directory:
+		d.carriers = filedir.NewCarriers(dir, log)
+	default:
+		return nil
+	}
+	return d
 }
 
 // outboundFront is a SIP front that can originate requests.
@@ -41,13 +86,17 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 		return front.Serve(ctx)
 	}
 	deps := regbot.Deps{
-		Redis: d.rdb, Carriers: d.carriers, Client: client, Alerter: d.alerter,
+		Store: d.kv, Carriers: d.carriers, Client: client, Alerter: d.alerter,
 		PublicAddress: front.PublicAddress, Log: log,
 	}
 	if d.cipher != nil {
 		deps.Cipher = d.cipher
 	}
-	rb := regbot.New(deps, regbot.Options{Regbot: cfg.Regbot, ClusterID: cfg.ClusterID, UnregisterTimeout: 5 * time.Second})
+	opts := regbot.Options{Regbot: cfg.Regbot, ClusterID: cfg.ClusterID, UnregisterTimeout: 5 * time.Second}
+	if d.embedded {
+		opts.StartDelayMax = 0 // the random delay only spreads instances contending for Redis
+	}
+	rb := regbot.New(deps, opts)
 	cli.RegisterRegbot(d.cli, func() any { return rb.Status() })
 	go gaugeRegbot(ctx, rb, d.metrics, cfg.Regbot.StatusInterval)
 
@@ -55,7 +104,7 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 	if host, _, err := net.SplitHostPort(front.PublicAddress("udp")); err == nil {
 		fromHost = host
 	}
-	pg := pinger.New(d.carriers, d.rdb, client, d.alerter, pinger.Options{
+	pg := pinger.New(d.carriers, d.kv, client, d.alerter, pinger.Options{
 		Every: cfg.OptionsPingEvery, TTL: cfg.OptionsPingTTL, Remove: cfg.OptionsRemove,
 		FromHost: fromHost, UserAgent: cfg.Regbot.UserAgent,
 	}, log)

@@ -107,17 +107,17 @@ func (p Payload) query() url.Values {
 
 // Answer is the hook's JSON answer.
 type Answer struct {
-	Status                  string            `json:"status"`
-	Msg                     string            `json:"msg"`
-	Expires                 flexInt           `json:"expires"`
-	CallHook                string            `json:"call_hook"`
-	CallStatusHook          string            `json:"call_status_hook"`
-	AllowDirectAppCalling   *bool             `json:"allow_direct_app_calling"`
-	AllowDirectQueueCalling *bool             `json:"allow_direct_queue_calling"`
-	AllowDirectUserCalling  *bool             `json:"allow_direct_user_calling"`
-	Blacklist               bool              `json:"blacklist"`
-	AllowUsernameMismatch   bool              `json:"allow_username_mismatch"`
-	Headers                 map[string]string `json:"headers"`
+	Status                  string         `json:"status"`
+	Msg                     string         `json:"msg"`
+	Expires                 flexInt        `json:"expires"`
+	CallHook                string         `json:"call_hook"`
+	CallStatusHook          string         `json:"call_status_hook"`
+	AllowDirectAppCalling   *bool          `json:"allow_direct_app_calling"`
+	AllowDirectQueueCalling *bool          `json:"allow_direct_queue_calling"`
+	AllowDirectUserCalling  *bool          `json:"allow_direct_user_calling"`
+	Blacklist               bool           `json:"blacklist"`
+	AllowUsernameMismatch   bool           `json:"allow_username_mismatch"`
+	Headers                 map[string]any `json:"headers"`
 }
 
 // flexInt accepts a JSON number or a numeric string.
@@ -299,12 +299,21 @@ func sipStatusFor(httpStatus int) int {
 // safeHeaders keeps only header names and values that cannot break the SIP
 // message (no CR/LF, token names) and never lets the hook override the
 // headers the front writes.
-func safeHeaders(in map[string]string) map[string]string {
+func safeHeaders(in map[string]any) map[string]string {
 	if len(in) == 0 {
 		return nil
 	}
 	out := map[string]string{}
-	for k, v := range in {
+	for k, raw := range in {
+		var v string
+		switch x := raw.(type) {
+		case string:
+			v = x
+		case float64, bool:
+			v = fmt.Sprint(x) // numbers and booleans are fine as header values
+		default:
+			continue // objects, arrays, null: not a header value
+		}
 		if !isToken(k) || strings.ContainsAny(v, "\r\n\x00") || len(v) > 1024 {
 			continue
 		}

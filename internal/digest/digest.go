@@ -43,7 +43,10 @@ func ParseAuthorization(v string) (*Credentials, error) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxHeader)
 	}
 	v = strings.TrimSpace(v)
-	scheme, rest, _ := strings.Cut(v, " ")
+	scheme, rest := v, ""
+	if i := strings.IndexAny(v, " \t"); i >= 0 {
+		scheme, rest = v[:i], v[i+1:]
+	}
 	if !strings.EqualFold(scheme, "digest") {
 		return nil, fmt.Errorf("%w: scheme %q is not Digest", ErrMalformed, scheme)
 	}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
@@ -36,13 +35,23 @@ type Gateway struct {
 	UseSIPS            bool
 }
 
-// Gateways is the MySQL side the pinger needs.
+// Gateways is the directory side the pinger needs (MySQL, or the config
+// file in standalone mode).
 type Gateways interface {
 	// PingTargets lists gateways with send_options_ping, outbound and
 	// is_active.
 	PingTargets(ctx context.Context) ([]Gateway, error)
 	// DisableOptionsPing sets sip_gateways.send_options_ping = 0.
 	DisableOptionsPing(ctx context.Context, gatewaySID string) error
+}
+
+// Blacklist is the key-value store holding blacklist-sip-gateway:<sid>
+// (redisstore.KV, or memstore.Store in standalone mode).
+type Blacklist interface {
+	// SetNX stores value with ttl only when key is absent.
+	SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
+	// Del removes keys.
+	Del(ctx context.Context, keys ...string) (int, error)
 }
 
 // Alerter writes operator alerts.
@@ -67,7 +76,7 @@ type Options struct {
 // Pinger pings gateways every Options.Every.
 type Pinger struct {
 	gws    Gateways
-	rdb    redis.UniversalClient
+	kv     Blacklist
 	client sipfront.Client
 	alert  Alerter
 	opts   Options
@@ -75,7 +84,7 @@ type Pinger struct {
 }
 
 // New builds a Pinger.
-func New(gws Gateways, rdb redis.UniversalClient, client sipfront.Client, alert Alerter, opts Options, log *slog.Logger) *Pinger {
+func New(gws Gateways, kv Blacklist, client sipfront.Client, alert Alerter, opts Options, log *slog.Logger) *Pinger {
 	if opts.Every <= 0 {
 		opts.Every = time.Minute
 	}
@@ -97,10 +106,10 @@ func New(gws Gateways, rdb redis.UniversalClient, client sipfront.Client, alert 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Pinger{gws: gws, rdb: rdb, client: client, alert: alert, opts: opts, log: log.With("component", "pinger")}
+	return &Pinger{gws: gws, kv: kv, client: client, alert: alert, opts: opts, log: log.With("component", "pinger")}
 }
 
-// BlacklistKey is the Redis key sbc-outbound checks for a gateway.
+// BlacklistKey is the key sbc-outbound checks for a gateway.
 func BlacklistKey(gatewaySID string) string { return "blacklist-sip-gateway:" + gatewaySID }
 
 // Run pings every Every until ctx ends (the first round after one period,
@@ -161,7 +170,7 @@ func (p *Pinger) ping(ctx context.Context, g Gateway) {
 	}
 	target += ";transport=" + g.Protocol
 	if err == nil && res.StatusCode == 200 {
-		if err := p.rdb.Del(ctx, BlacklistKey(g.GatewaySID)).Err(); err != nil {
+		if _, err := p.kv.Del(ctx, BlacklistKey(g.GatewaySID)); err != nil {
 			p.log.Warn("pinger: lifting blacklist failed", "gateway_sid", g.GatewaySID, "err", err)
 		}
 		return
@@ -175,7 +184,7 @@ func (p *Pinger) ping(ctx context.Context, g Gateway) {
 		msg = fmt.Sprintf("Options ping %s unsuccessfully, received: %d", target, res.StatusCode)
 	}
 	// SET NX: the alert is written once per blacklisting, not every round.
-	added, rerr := p.rdb.SetNX(ctx, BlacklistKey(g.GatewaySID), "1", p.opts.TTL).Result()
+	added, rerr := p.kv.SetNX(ctx, BlacklistKey(g.GatewaySID), "1", p.opts.TTL)
 	if rerr != nil {
 		p.log.Warn("pinger: blacklisting failed", "gateway_sid", g.GatewaySID, "err", rerr)
 	}

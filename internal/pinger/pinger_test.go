@@ -21,6 +21,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/pinger"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
@@ -132,7 +133,7 @@ func TestPinger_BlacklistsDisablesAndLifts(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	p := pinger.New(mysqldir.NewCarriers(db, db), rdb, client, rec, pinger.Options{
+	p := pinger.New(mysqldir.NewCarriers(db, db), redisstore.NewKV(rdb), client, rec, pinger.Options{
 		Every: time.Hour, TTL: 300 * time.Second, Remove: []int{404}, Timeout: time.Second,
 		FromHost: "127.0.0.1", UserAgent: "pinger-test",
 	}, log)

@@ -41,6 +41,10 @@ const (
 	stateFailed
 )
 
+// EphemeralKey is the hash sbc-inbound reads to accept calls from a reg
+// trunk's gateway address.
+func EphemeralKey(ip string) string { return "eph-gw-ip:" + ip }
+
 // ephemeralTTL is the key TTL of eph-gw-ip:<ip> hashes (contract section 2).
 const ephemeralTTL = 7200 * time.Second
 
@@ -408,19 +412,18 @@ func (a *agent) writeEphemeral(ctx context.Context, expires int) {
 		a.r.log.Info("regbot: no addresses for reg-gateway", "gateway", a.target.Host)
 		return
 	}
-	exp := time.Now().Add(time.Duration(expires) * time.Second).Unix()
-	pipe := a.r.deps.Redis.TxPipeline()
+	exp := strconv.FormatInt(time.Now().Add(time.Duration(expires)*time.Second).Unix(), 10)
+	// Remember what was written even after a failure, so stop removes it.
+	written := make([]string, 0, len(ips))
 	for _, ip := range ips {
-		key := "eph-gw-ip:" + ip
-		pipe.HSet(ctx, key, a.target.CarrierSID, exp)
-		pipe.Expire(ctx, key, ephemeralTTL)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		a.r.log.Error("regbot: writing ephemeral gateways failed", "addresses", ips, "err", err)
-		return
+		if err := a.r.deps.Store.HSetTTL(ctx, EphemeralKey(ip), map[string]string{a.target.CarrierSID: exp}, ephemeralTTL); err != nil {
+			a.r.log.Error("regbot: writing ephemeral gateways failed", "address", ip, "err", err)
+			break
+		}
+		written = append(written, ip)
 	}
 	a.mu.Lock()
-	a.ephIPs = ips
+	a.ephIPs = written
 	a.mu.Unlock()
 }
 
@@ -438,12 +441,10 @@ func (a *agent) removeEphemeral(ctx context.Context) {
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
 	}
-	pipe := a.r.deps.Redis.Pipeline()
 	for _, ip := range ips {
-		pipe.HDel(ctx, "eph-gw-ip:"+ip, a.target.CarrierSID)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		a.r.log.Error("regbot: deleting ephemeral gateways failed", "addresses", ips, "err", err)
+		if err := a.r.deps.Store.HDel(ctx, EphemeralKey(ip), a.target.CarrierSID); err != nil {
+			a.r.log.Error("regbot: deleting ephemeral gateways failed", "address", ip, "err", err)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
@@ -71,41 +73,68 @@ func TestKeyOf_RealmDefaultsToHost(t *testing.T) {
 	}
 }
 
-func TestLeader_RenewAndReleaseOnlyWithOwnToken(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
-	t.Cleanup(func() { rdb.Close() })
-	ctx := context.Background()
-	a := NewLeader(rdb, "leader-unit", time.Minute)
-	b := NewLeader(rdb, "leader-unit", time.Minute)
-	rdb.Del(ctx, a.Key())
-	t.Cleanup(func() { rdb.Del(ctx, a.Key()) })
+// leaderStore is a KV the test can read back.
+type leaderStore interface {
+	KV
+	Get(ctx context.Context, key string) (string, bool, error)
+	TTL(ctx context.Context, key string) (time.Duration, error)
+	Del(ctx context.Context, keys ...string) (int, error)
+}
 
-	if ok, err := a.Claim(ctx); !ok || err != nil {
-		t.Fatalf("a.Claim = %v, %v", ok, err)
-	}
-	if ok, _ := b.Claim(ctx); ok {
-		t.Fatal("b claimed a held token")
-	}
-	if ok, _ := b.Renew(ctx); ok {
-		t.Fatal("b renewed a's token")
-	}
-	if err := b.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if v, _ := rdb.Get(ctx, a.Key()).Result(); v != a.Token() {
-		t.Fatalf("b's release removed a's token: %q", v)
-	}
-	if ttl, _ := rdb.TTL(ctx, a.Key()).Result(); ttl <= 0 || ttl > time.Minute {
-		t.Fatalf("claim TTL %s", ttl)
-	}
-	if ok, _ := a.Renew(ctx); !ok {
-		t.Fatal("a could not renew")
-	}
-	if err := a.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if ok, _ := b.Claim(ctx); !ok {
-		t.Fatal("b could not claim a released token")
+func TestLeader_RenewAndReleaseOnlyWithOwnToken(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) leaderStore
+	}{
+		{"redis", func(t *testing.T) leaderStore {
+			rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
+			t.Cleanup(func() { rdb.Close() })
+			return redisstore.NewKV(rdb)
+		}},
+		{"embedded", func(t *testing.T) leaderStore {
+			s, err := memstore.Open(memstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := tc.open(t)
+			ctx := context.Background()
+			a := NewLeader(kv, "leader-unit", time.Minute)
+			b := NewLeader(kv, "leader-unit", time.Minute)
+			_, _ = kv.Del(ctx, a.Key())
+			t.Cleanup(func() { _, _ = kv.Del(ctx, a.Key()) })
+
+			if ok, err := a.Claim(ctx); !ok || err != nil {
+				t.Fatalf("a.Claim = %v, %v", ok, err)
+			}
+			if ok, _ := b.Claim(ctx); ok {
+				t.Fatal("b claimed a held token")
+			}
+			if ok, _ := b.Renew(ctx); ok {
+				t.Fatal("b renewed a's token")
+			}
+			if err := b.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, _ := kv.Get(ctx, a.Key()); v != a.Token() {
+				t.Fatalf("b's release removed a's token: %q", v)
+			}
+			if ttl, _ := kv.TTL(ctx, a.Key()); ttl <= 0 || ttl > time.Minute {
+				t.Fatalf("claim TTL %s", ttl)
+			}
+			if ok, _ := a.Renew(ctx); !ok {
+				t.Fatal("a could not renew")
+			}
+			if err := a.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := b.Claim(ctx); !ok {
+				t.Fatal("b could not claim a released token")
+			}
+		})
 	}
 }
 

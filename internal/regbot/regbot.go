@@ -12,15 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
 // Target is one outbound gateway of a carrier that requires registration,
-// as read from MySQL. It is comparable: an agent is restarted when its
+// as read from the directory. It is comparable: an agent is restarted when its
 // Target changes.
 type Target struct {
 	CarrierSID         string
@@ -45,7 +43,8 @@ type Target struct {
 	OutboundProxy     string
 }
 
-// Carriers is the MySQL side regbot needs.
+// Carriers is the directory side regbot needs (MySQL, or the config file
+// in standalone mode).
 type Carriers interface {
 	// RegisterTargets lists the outbound active gateways of active carriers
 	// that require registration (account NULL or active).
@@ -57,6 +56,23 @@ type Carriers interface {
 	DisableRegistration(ctx context.Context, carrierSID string, regTrunk bool) error
 	// SIPDomain is system_information.sip_domain_name, "" when none.
 	SIPDomain(ctx context.Context) (string, error)
+}
+
+// KV is what regbot keeps in the cluster's key-value store: the leader
+// token (<cluster>:regbot-token) and the ephemeral gateways of reg trunks
+// (eph-gw-ip:<ip>). redisstore.KV implements it over Redis, memstore.Store
+// in process for standalone mode.
+type KV interface {
+	// SetNX stores value with ttl only when key is absent.
+	SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
+	// ExpireIfEqual sets key's ttl only while it holds value.
+	ExpireIfEqual(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
+	// DelIfEqual deletes key only while it holds value.
+	DelIfEqual(ctx context.Context, key, value string) (bool, error)
+	// HSetTTL sets hash fields and the key's ttl in one step.
+	HSetTTL(ctx context.Context, key string, fields map[string]string, ttl time.Duration) error
+	// HDel removes hash fields.
+	HDel(ctx context.Context, key string, fields ...string) error
 }
 
 // Alerter writes operator alerts.
@@ -77,7 +93,7 @@ type Resolver interface {
 
 // Deps are regbot's collaborators.
 type Deps struct {
-	Redis    redis.UniversalClient
+	Store    KV
 	Carriers Carriers
 	Client   sipfront.Client
 	Alerter  Alerter
@@ -157,7 +173,7 @@ func New(deps Deps, opts Options) *Regbot {
 	return &Regbot{
 		deps:   deps,
 		opts:   opts,
-		leader: NewLeader(deps.Redis, opts.ClusterID, ttl),
+		leader: NewLeader(deps.Store, opts.ClusterID, ttl),
 		log:    deps.Log.With("component", "regbot"),
 		agents: map[agentKey]*agent{},
 	}

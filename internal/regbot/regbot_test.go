@@ -9,6 +9,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
 func testOptions(cluster string) regbot.Options {
@@ -35,7 +36,7 @@ func (h *harness) regbot(cluster string, opts ...func(*regbot.Options)) *regbot.
 		f(&o)
 	}
 	return regbot.New(regbot.Deps{
-		Redis: h.rdb, Carriers: h.carriers, Client: h.client, Alerter: h.alerts,
+		Store: redisstore.NewKV(h.rdb), Carriers: h.carriers, Client: h.client, Alerter: h.alerts,
 		PublicAddress: h.front.PublicAddress, Log: h.log, Cipher: h.cipher,
 	}, o)
 }

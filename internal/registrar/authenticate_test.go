@@ -22,6 +22,7 @@ func TestRegister_AuthenticationRefused(t *testing.T) {
 		{"blacklisted", registrar.Grant{Status: 200, Blacklist: true}, 403, "detected potential spammer from 127.0.0.1:5090", nil},
 		{"answer headers added", registrar.Grant{Status: 200, Headers: map[string]string{"X-Custom": "v1"}}, 403, "Invalid credentials",
 			map[string]string{"X-Custom": "v1"}},
+		{"hook's X-Reason replaces ours", registrar.Grant{Status: 200, Headers: map[string]string{"X-Reason": "account suspended"}}, 403, "account suspended", nil},
 		{"hook answered 404", registrar.Grant{Status: 404}, 404, "", nil},
 		{"hook answered 500", registrar.Grant{Status: 500}, 500, "", nil},
 		{"hook answered 503", registrar.Grant{Status: 503}, 503, "", nil},
@@ -36,6 +37,15 @@ func TestRegister_AuthenticationRefused(t *testing.T) {
 				want[k] = v
 			}
 			expect(t, res, tt.wantCode, want)
+			n := 0
+			for _, h := range res.Headers {
+				if h.Name == "X-Reason" {
+					n++
+				}
+			}
+			if n > 1 {
+				t.Errorf("%d X-Reason headers: %v", n, res.Headers)
+			}
 			if e.store.binds != 0 || len(e.store.bindings) != 0 {
 				t.Fatal("bound after a refused authentication")
 			}

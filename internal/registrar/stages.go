@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -403,9 +404,19 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 			reason = "detected potential spammer from " + r.Req.Source.Addr().String() + ":" + strconv.Itoa(int(r.Req.Source.Port()))
 		}
 		r.Log.Info("register: authentication refused", "via", via, "username", r.Creds.Username, "msg", grant.Msg)
-		res := reply(403, xReason(reason))
-		for k, v := range grant.Headers {
-			res.Headers = append(res.Headers, sipfront.Header{Name: k, Value: v})
+		// The hook's headers come in a stable order, and its X-Reason
+		// replaces ours (as the original's header merge did).
+		res := reply(403)
+		if _, ok := headerValue(grant.Headers, "X-Reason"); !ok {
+			res.Headers = append(res.Headers, xReason(reason))
+		}
+		names := make([]string, 0, len(grant.Headers))
+		for k := range grant.Headers {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			res.Headers = append(res.Headers, sipfront.Header{Name: k, Value: grant.Headers[k]})
 		}
 		return res
 	}
@@ -501,4 +512,13 @@ func override(dst *bool, v *bool) {
 	if v != nil {
 		*dst = *v
 	}
+}
+
+func headerValue(h map[string]string, name string) (string, bool) {
+	for k, v := range h {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
 }

@@ -109,6 +109,7 @@ func TestFaultMySQL(t *testing.T) {
 	env := sidecar.BaseEnv(t)
 	_, port, _ := strings.Cut(proxy.Addr(), ":")
 	env["JAMBONES_MYSQL_PORT"] = port
+	env["DIRECTORY_CACHE_TTL_MS"] = "0" // the outage must be seen at once
 	env["SIP_LISTEN"] = "udp:127.0.0.1:15120"
 	sidecar.Start(t, env, "native front listening")
 	const target = "127.0.0.1:15120"

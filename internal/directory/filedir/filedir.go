@@ -31,6 +31,8 @@ type Directory struct {
 	caps     map[string]registrar.Capacities // by account_sid
 	clients  map[string]registrar.Client     // by account_sid + "\x00" + lower-case username
 	carriers []Carrier
+	// sipDomain is the top-level sip_domain_name (system_information).
+	sipDomain string
 }
 
 // Load reads and validates a config file.
@@ -156,6 +158,8 @@ type rows struct {
 	vPos     []pos
 	gateways []gatewayRow
 	gPos     []pos
+
+	sipDomain string
 }
 
 func (p *parser) parse(data []byte) *rows {
@@ -186,6 +190,12 @@ func (p *parser) parse(data []byte) *rows {
 			r.carriers, r.vPos = decodeTable[carrierRow](p, key.Value, val)
 		case "sip_gateways":
 			r.gateways, r.gPos = decodeTable[gatewayRow](p, key.Value, val)
+		case "sip_domain_name":
+			if val.Kind != yaml.ScalarNode || val.Tag == "!!null" || strings.TrimSpace(val.Value) == "" {
+				p.errorf(val.Line, key.Value, "must be a domain name")
+				continue
+			}
+			r.sipDomain = strings.TrimSpace(val.Value)
 		default:
 			p.errorf(key.Line, key.Value, "unknown table (want %s)", strings.Join(yamlKeys(reflect.TypeOf(fileDoc{})), ", "))
 		}
@@ -284,9 +294,10 @@ func boolOr(b *bool, def bool) bool {
 
 func (p *parser) build(r *rows) *Directory {
 	d := &Directory{
-		accounts: map[string]*registrar.Account{},
-		caps:     map[string]registrar.Capacities{},
-		clients:  map[string]registrar.Client{},
+		accounts:  map[string]*registrar.Account{},
+		caps:      map[string]registrar.Capacities{},
+		clients:   map[string]registrar.Client{},
+		sipDomain: r.sipDomain,
 	}
 	required := func(ps pos, field, value string) bool {
 		if strings.TrimSpace(value) == "" {

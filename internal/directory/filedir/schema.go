@@ -13,6 +13,9 @@ type fileDoc struct {
 	Clients      []clientRow  `yaml:"clients"`
 	VoipCarriers []carrierRow `yaml:"voip_carriers"`
 	SIPGateways  []gatewayRow `yaml:"sip_gateways"`
+	// SIPDomainName stands for system_information.sip_domain_name: the
+	// Contact host of outbound registrations when nothing else gives one.
+	SIPDomainName string `yaml:"sip_domain_name"`
 }
 
 type webhookRow struct {

@@ -1,0 +1,76 @@
+package cached
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+)
+
+type countingDir struct {
+	calls int
+	fail  bool
+}
+
+func (c *countingDir) AccountByRealm(context.Context, string) (*registrar.Account, error) {
+	c.calls++
+	if c.fail {
+		return nil, errors.New("down")
+	}
+	return &registrar.Account{SID: "a"}, nil
+}
+func (c *countingDir) Capacities(context.Context, string) (registrar.Capacities, error) {
+	c.calls++
+	return registrar.Capacities{Devices: 1}, nil
+}
+func (c *countingDir) Client(context.Context, string, string) (*registrar.Client, error) {
+	c.calls++
+	return nil, nil
+}
+
+func TestDirectory_CachesUntilTTL(t *testing.T) {
+	now := time.Unix(1000, 0)
+	next := &countingDir{}
+	d := New(next, 5*time.Second, 10)
+	d.now = func() time.Time { return now }
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, _ = d.AccountByRealm(ctx, "r")
+		_, _ = d.Client(ctx, "a", "u") // a nil client (unknown) is cached too
+		_, _ = d.Capacities(ctx, "a")
+	}
+	if next.calls != 3 {
+		t.Errorf("calls = %d, want 3 (one per kind)", next.calls)
+	}
+	now = now.Add(6 * time.Second)
+	_, _ = d.AccountByRealm(ctx, "r")
+	if next.calls != 4 {
+		t.Errorf("calls after TTL = %d, want 4", next.calls)
+	}
+}
+
+func TestDirectory_ErrorsNotCached(t *testing.T) {
+	next := &countingDir{fail: true}
+	d := New(next, time.Minute, 10)
+	for i := 0; i < 2; i++ {
+		if _, err := d.AccountByRealm(context.Background(), "r"); err == nil {
+			t.Fatal("error swallowed")
+		}
+	}
+	if next.calls != 2 {
+		t.Errorf("calls = %d, want 2", next.calls)
+	}
+}
+
+func TestDirectory_Bounded(t *testing.T) {
+	next := &countingDir{}
+	d := New(next, time.Minute, 3)
+	for i := 0; i < 10; i++ {
+		_, _ = d.Client(context.Background(), "a", string(rune('a'+i)))
+	}
+	if n := len(d.clients); n > 3 {
+		t.Errorf("holds %d clients, limit 3", n)
+	}
+}
