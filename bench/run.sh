@@ -20,7 +20,7 @@
 #
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
 # STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
-# (1000,2000,4000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
+# (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
 # mem-kamailio), KEEP=1 keeps the services running.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,7 +28,7 @@ repo=$(cd "$here/.." && pwd)
 OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
 STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
-MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
+MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
 SECRET=bench-encryption-secret-0123456789abcdef
 export JAMBONZ_DB_DIR=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin

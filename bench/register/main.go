@@ -97,7 +97,7 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.IntVar(&b.repeats, "repeats", 2, "runs of the highest passing rate")
 	fs.IntVar(&b.kamWorkers, "kamailio-workers", 4, "Kamailio UDP worker processes")
 	fs.DurationVar(&b.step, "step", 10*time.Second, "duration of one rate step")
-	fs.StringVar(&b.rates, "rates", "1000,2000,4000", "rate ladder (calls/s): climbed until a rate fails, then bisected once")
+	fs.StringVar(&b.rates, "rates", "1000,2000,4000,8000", "rate ladder (calls/s): climbed until a rate fails, then bisected once")
 	fs.StringVar(&b.only, "only", "", "comma-separated subset of cases (e.g. ours-clients-register-auth,mem-ours)")
 	fs.StringVar(&b.commands, "commands", "", "the commands that produced this run, for RESULTS.md")
 }
