@@ -186,7 +186,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			return nil
 		})
 		if cfg.HTTPPort > 0 {
-			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
 			if err != nil {
 				return err
 			}
@@ -223,7 +223,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return nil
 	})
 	if cfg.HTTPPort > 0 {
-		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, m, checks, log)
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
 		if err != nil {
 			front.Close()
 			return err

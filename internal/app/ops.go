@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -48,10 +49,18 @@ func observeRegister(m *metrics.Metrics) func(*registrar.Registration, *sipfront
 	}
 }
 
-// serveHTTP serves /metrics, /health and /ready on HTTP_PORT until ctx ends.
-func serveHTTP(ctx context.Context, port int, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
+// serveHTTP serves /metrics, /health and /ready on HTTP_PORT until ctx ends, and
+// /debug/pprof/ when withPProf (PPROF=1, for profiling under load).
+func serveHTTP(ctx context.Context, port int, withPProf bool, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	checks.Register(mux)
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
 	if err != nil {

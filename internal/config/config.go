@@ -118,6 +118,9 @@ type Config struct {
 	SIPTLSKeyFile  string
 	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
 	HTTPPort int
+	// PProf adds net/http/pprof under /debug/pprof/ on HTTP_PORT (profiling, not for
+	// exposed ports).
+	PProf bool
 
 	// Standalone mode (no MySQL / no Redis).
 	ConfigFile string // SIDECAR_CONFIG or --config: YAML directory used when MySQL is not configured
@@ -209,6 +212,7 @@ func Load(getenv Getenv) (*Config, error) {
 		}
 	}
 	c.HTTPPort = r.integer("HTTP_PORT", 0, 0, 65535)
+	c.PProf = r.boolean("PPROF")
 
 	c.Drachtio = Drachtio{
 		Host:      r.str("DRACHTIO_HOST", ""),

@@ -51,5 +51,5 @@ func New(w io.Writer, level string) *slog.Logger {
 			return a
 		},
 	})
-	return slog.New(RateLimit(h, 10, time.Second))
+	return slog.New(Deferred(RateLimit(h, 10, time.Second)))
 }

@@ -3,6 +3,7 @@ package cached
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -72,5 +73,26 @@ func TestDirectory_Bounded(t *testing.T) {
 	}
 	if n := len(d.clients); n > 3 {
 		t.Errorf("holds %d clients, limit 3", n)
+	}
+}
+
+// Expired entries go away within about one TTL even when the map is far from its
+// limit (many distinct users, each seen once).
+func TestDirectory_ExpiredEntriesSwept(t *testing.T) {
+	next := &countingDir{}
+	d := New(next, 5*time.Second, 100_000)
+	now := time.Unix(1000, 0)
+	d.now = func() time.Time { return now }
+	for i := 0; i < 100; i++ {
+		_, _ = d.Client(context.Background(), "a", fmt.Sprint("user", i))
+		_, _ = d.AccountByRealm(context.Background(), fmt.Sprint("realm", i))
+	}
+	now = now.Add(11 * time.Second)
+	_, _ = d.Client(context.Background(), "a", "late")
+	if n := len(d.clients); n != 1 {
+		t.Errorf("holds %d clients after two TTLs, want 1 (the fresh one)", n)
+	}
+	if n := len(d.accounts); n != 0 {
+		t.Errorf("holds %d accounts after two TTLs, want 0", n)
 	}
 }

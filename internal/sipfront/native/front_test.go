@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,5 +284,42 @@ func TestFront_OverloadAnswered503(t *testing.T) {
 	}
 	if h := res.GetHeader("Retry-After"); h == nil {
 		t.Fatal("503 without Retry-After")
+	}
+}
+
+// A retransmitted UDP request (same branch) within Timer J gets the stored
+// answer again without reaching the handler a second time (UDPTimerJ keeps that
+// window at 2 s instead of 32 s, for memory).
+func TestFront_UDPRetransmissionAnsweredFromTransaction(t *testing.T) {
+	var calls atomic.Int64
+	f := startFront(t, sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+		calls.Add(1)
+		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+	}), 0)
+	c, err := net.Dial("udp", udpAddr(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw := strings.Replace(registerText("retrans", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+	buf := make([]byte, 65535)
+	for i := 0; i < 2; i++ {
+		if _, err := c.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("send %d: no answer: %v", i+1, err)
+		}
+		if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+			t.Fatalf("send %d: answer %q", i+1, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler called %d times, want 1", n)
+	}
+	if sip.Timer_J != UDPTimerJ {
+		t.Fatalf("sip.Timer_J = %s, want %s", sip.Timer_J, UDPTimerJ)
 	}
 }

@@ -23,6 +23,9 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
+// UDPTimerJ is how long a UDP server transaction keeps its final answer.
+const UDPTimerJ = 2 * time.Second
+
 // Options configure the front.
 type Options struct {
 	Listen []config.Listen
@@ -82,6 +85,14 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	// Process-wide sipgo knob: the default 1500 makes every UDP message over
 	// ~1300 bytes fail and tears the transaction down (sipgo-notes).
 	sip.UDPMTUSize = 65535
+	// Process-wide too: how long a UDP server transaction keeps its final answer
+	// for retransmitted requests (Timer J, RFC 3261: 64*T1 = 32 s). Each kept
+	// transaction costs ~4.6 KB, so at 2,000 registrations/s (4,000 REGISTERs)
+	// 32 s meant ~600 MB of heap (bench/RESULTS.md). 2 s still absorbs a client's
+	// first two retransmissions (0.5 s, 1.5 s after the request); a later one,
+	// only sent when our answer was lost twice, is handled as a new request:
+	// harmless for REGISTER and OPTIONS (Kamailio answers REGISTER statelessly).
+	sip.Timer_J = UDPTimerJ
 
 	parser := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
 	ua, err := sipgo.NewUA(

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+)
+
+// The webhook path has one account (hook.local); the clients path has one account
+// per usersPerAccount users (a000.bench.local, a001...), as in a jambonz cluster
+// where each customer has its own devices. Kamailio uses the clients-path realms.
+const (
+	hookRealm       = "hook.local"
+	usersPerAccount = 100
+	spSID           = "b0000000-0000-4000-8000-000000000001"
+	hookAcct        = "b0000000-0000-4000-8000-000000000003"
+	hookSID         = "b0000000-0000-4000-8000-000000000004"
+)
+
+func clientsRealm(i int) string { return fmt.Sprintf("a%03d.bench.local", (i-1)/usersPerAccount) }
+func clientsAccount(i int) string {
+	return fmt.Sprintf("b2000000-0000-4000-8000-%012d", (i-1)/usersPerAccount)
+}
+
+func userName(i int) string { return fmt.Sprintf("u%06d", i) }
+func password(i int) string { return fmt.Sprintf("pw%06dx", i) }
+
+// writeSQL writes jambones.sql (webhook, service provider, the two accounts and
+// max(n, kn) encrypted clients, usersPerAccount per account) and kamailio.sql (the
+// same users with ha1); kn is the user count of the memory measurement.
+func writeSQL(dir string, n, kn int, secret, hookURL string) error {
+	c, err := credcrypt.New(secret, false)
+	if err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	j, err := os.Create(filepath.Join(dir, "jambones.sql"))
+	if err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	defer j.Close()
+	jw := bufio.NewWriter(j)
+	fmt.Fprintln(jw, "DELETE FROM clients WHERE account_sid LIKE 'b2000000-%';")
+	fmt.Fprintln(jw, "DELETE FROM accounts WHERE account_sid LIKE 'b2000000-%' OR account_sid = '"+hookAcct+"';")
+	fmt.Fprintf(jw, "DELETE FROM service_providers WHERE service_provider_sid = '%s';\n", spSID)
+	fmt.Fprintf(jw, "DELETE FROM webhooks WHERE webhook_sid = '%s';\n", hookSID)
+	fmt.Fprintf(jw, "INSERT INTO webhooks (webhook_sid, url, method) VALUES ('%s', '%s', 'POST');\n", hookSID, hookURL)
+	fmt.Fprintf(jw, "INSERT INTO service_providers (service_provider_sid, name, root_domain) VALUES ('%s', 'bench SP', 'bench.root');\n", spSID)
+	fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
+		"('%s', '%s', 'bench hook', '%s', '%s', 'benchsecret');\n", hookAcct, spSID, hookRealm, hookSID)
+	n = max(n, kn)
+	for i := 1; i <= n; i += usersPerAccount {
+		fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
+			"('%s', '%s', '%s', '%s', NULL, 'benchsecret');\n", clientsAccount(i), spSID, clientsRealm(i), clientsRealm(i))
+	}
+
+	k, err := os.Create(filepath.Join(dir, "kamailio.sql"))
+	if err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	defer k.Close()
+	kw := bufio.NewWriter(k)
+	fmt.Fprintln(kw, "DELETE FROM subscriber;")
+
+	const batch = 1000
+	for i := 1; i <= n; i++ {
+		if (i-1)%batch == 0 {
+			fmt.Fprint(jw, "INSERT INTO clients (client_sid, account_sid, username, password) VALUES\n")
+		} else {
+			fmt.Fprint(jw, ",\n")
+		}
+		enc, err := c.Encrypt(password(i))
+		if err != nil {
+			return fmt.Errorf("gen: %w", err)
+		}
+		fmt.Fprintf(jw, "('b1000000-0000-4000-8000-%012d', '%s', '%s', '%s')", i, clientsAccount(i), userName(i), strings.ReplaceAll(enc, "'", "''"))
+		if i%batch == 0 || i == n {
+			fmt.Fprint(jw, ";\n")
+		}
+	}
+	for i := 1; i <= max(n, kn); i++ {
+		if (i-1)%batch == 0 {
+			fmt.Fprint(kw, "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES\n")
+		} else {
+			fmt.Fprint(kw, ",\n")
+		}
+		realm := clientsRealm(i)
+		ha1 := md5.Sum([]byte(userName(i) + ":" + realm + ":" + password(i)))
+		ha1b := md5.Sum([]byte(userName(i) + "@" + realm + ":" + realm + ":" + password(i)))
+		fmt.Fprintf(kw, "('%s', '%s', '', '%s', '%s')", userName(i), realm, hex.EncodeToString(ha1[:]), hex.EncodeToString(ha1b[:]))
+		if i%batch == 0 || i == max(n, kn) {
+			fmt.Fprint(kw, ";\n")
+		}
+	}
+	if err := jw.Flush(); err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	if err := kw.Flush(); err != nil {
+		return fmt.Errorf("gen: %w", err)
+	}
+	return nil
+}
+
+// writeCSVs splits users [from, from+n) over procs CSV files (user;realm;sipp
+// authentication keyword),
+// so that each user is always sent by the same sipp process, hence from the same source.
+func writeCSVs(dir, path string, from, n, procs int) ([]string, error) {
+	var files []string
+	for p := 0; p < procs; p++ {
+		name := filepath.Join(dir, fmt.Sprintf("users-%s-%d-%d-%d.csv", path, from, n, p))
+		files = append(files, name)
+		if _, err := os.Stat(name); err == nil {
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("SEQUENTIAL\n")
+		for i := from + p; i < from+n; i += procs {
+			realm := hookRealm
+			if path == "clients" {
+				realm = clientsRealm(i)
+			}
+			fmt.Fprintf(&b, "%s;%s;[authentication username=%s password=%s]\n", userName(i), realm, userName(i), password(i))
+		}
+		if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+	}
+	return files, nil
+}

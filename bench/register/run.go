@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
+)
+
+// results is results.json.
+type results struct {
+	Date       string       `json:"date"`
+	Machine    string       `json:"machine"`
+	Versions   []string     `json:"versions"`
+	LoadBefore string       `json:"load_before"`
+	Settings   string       `json:"settings"`
+	Cases      []caseResult `json:"cases"`
+	Memory     []memResult  `json:"memory"`
+}
+
+type caseResult struct {
+	Name     string      `json:"name"`
+	System   string      `json:"system"` // ours, kamailio
+	Path     string      `json:"path"`   // clients, webhook
+	Scenario string      `json:"scenario"`
+	MaxRate  int         `json:"max_rate"` // highest rate passing in every run, 0: none
+	Runs     []runResult `json:"runs"`
+	PeakKB   int         `json:"peak_memory_kb"`
+}
+
+type runResult struct {
+	Rate      int        `json:"rate"`
+	Pass      bool       `json:"pass"`
+	Why       string     `json:"why,omitempty"`
+	Sipp      sippResult `json:"sipp"`
+	SUTCPU    float64    `json:"sut_cpu_s"`
+	MySQLCPU  float64    `json:"mysql_cpu_s"`
+	RedisCPU  float64    `json:"redis_cpu_s"`
+	HookCPU   float64    `json:"driver_cpu_s"` // this process: the webhook server
+	Wall      float64    `json:"wall_s"`
+	PeakKB    int        `json:"peak_memory_kb"`
+	LoadAfter string     `json:"load_after"`
+}
+
+type memResult struct {
+	System        string `json:"system"`
+	Registrations int    `json:"registrations"`
+	Rate          int    `json:"rate"`
+	Successful    int    `json:"successful"`
+	MemKBAtEnd    int    `json:"memory_kb_at_end"`
+	MemKBSettled  int    `json:"memory_kb_5s_later"`
+	PeakKB        int    `json:"peak_memory_kb"`
+	RedisBytes    int    `json:"redis_used_memory_delta"`
+	Bindings      int    `json:"bindings"`
+}
+
+func (b *bench) run(ctx context.Context) error {
+	if b.out == "" {
+		return errors.New("-out is required")
+	}
+	for _, p := range []*string{&b.out, &b.scenarios, &b.clockShim, &b.serviceBin, &b.kamCfg} {
+		if abs, err := filepath.Abs(*p); err == nil {
+			*p = abs
+		}
+	}
+	b.res.Date = time.Now().UTC().Format(time.RFC3339)
+	b.res.LoadBefore = loadAvg()
+	b.res.Machine = machine()
+	b.res.Versions = versions(b.serviceBin)
+	b.res.Settings = fmt.Sprintf("step %s, %d sipp processes, %d users, rate ladder %s, %d runs of the highest passing rate, Kamailio %d UDP workers",
+		b.step, b.procs, b.users, b.rates, b.repeats, b.kamWorkers)
+
+	// The webhook server of the hook.local account, in this process (its CPU is reported).
+	users := map[string]authserver.User{}
+	for i := 1; i <= max(b.users, b.memUsers); i++ {
+		users[userName(i)] = authserver.User{Password: password(i)}
+	}
+	hook := authserver.New(authserver.Options{Users: map[string]map[string]authserver.User{hookRealm: users}, DisableRecording: true})
+	hctx, hstop := context.WithCancel(ctx)
+	defer hstop()
+	go func() {
+		if err := hook.ListenAndServe(hctx, fmt.Sprintf("127.0.0.1:%d", b.hookPort)); err != nil {
+			b.log.Error("webhook server", "err", err)
+		}
+	}()
+
+	mysqld := readPid(filepath.Join(b.stateDir, "mysql", "mysqld.pid"))
+	redisPid := readPid(filepath.Join(b.stateDir, "redis", "redis.pid"))
+	if mysqld == 0 || redisPid == 0 {
+		return fmt.Errorf("no mysqld/redis pid under %s", b.stateDir)
+	}
+	db := dbPids{mysql: mysqld, redis: redisPid}
+
+	ours := fmt.Sprintf("127.0.0.1:%d", b.ourPort)
+	kam := fmt.Sprintf("127.0.0.1:%d", b.kamPort)
+	timeout := b.step + 6*time.Second
+
+	type system struct {
+		name, target string
+		start        func(context.Context) (sut, func(), error)
+	}
+	systems := []system{{"ours", ours, b.startOurs}, {"kamailio", kam, b.startKamailio}}
+	for _, sys := range systems {
+		cases := []struct{ path, scenario string }{{"clients", "register-auth"}, {"webhook", "register-auth"},
+			{"clients", "reregister-cached"}, {"clients", "unregister"}}
+		var todo []struct{ path, scenario string }
+		for _, c := range cases {
+			if sys.name == "kamailio" && c.path == "webhook" {
+				continue // Kamailio has no registration webhook
+			}
+			if b.want(caseName(sys.name, c.path, c.scenario)) {
+				todo = append(todo, c)
+			}
+		}
+		if len(todo) == 0 {
+			continue
+		}
+		s, stop, err := sys.start(ctx)
+		if err != nil {
+			return err
+		}
+		for _, c := range todo {
+			csvs, err := writeCSVs(b.out, c.path, 1, b.users, b.procs)
+			if err != nil {
+				stop()
+				return err
+			}
+			if c.scenario == "reregister-cached" {
+				// Preload: every user registered from its own sipp process's source.
+				b.log.Info("preload", "system", sys.name, "users", b.users)
+				if _, err := b.runSipp(ctx, caseName(sys.name, c.path, "preload"), load{Scenario: "reregister-cached.xml", Target: sys.target,
+					CSVs: csvs, Rate: 2000, Calls: b.users, Timeout: timeout + time.Duration(b.users/2000)*time.Second}); err != nil {
+					stop()
+					return err
+				}
+			}
+			cr := b.step1(ctx, s, db, hook, caseName(sys.name, c.path, c.scenario), sys.target, c.scenario, csvs, timeout)
+			cr.System, cr.Path, cr.Scenario = sys.name, c.path, c.scenario
+			b.res.Cases = append(b.res.Cases, cr)
+			if err := b.write(); err != nil {
+				stop()
+				return err
+			}
+		}
+		stop()
+	}
+	for _, sys := range systems {
+		if b.memUsers == 0 || !b.wantMem(sys.name) {
+			continue
+		}
+		m, err := b.memory(ctx, sys.name, sys.target, sys.start, timeout)
+		if err != nil {
+			return err
+		}
+		b.res.Memory = append(b.res.Memory, m)
+		if err := b.write(); err != nil {
+			return err
+		}
+	}
+	return b.write()
+}
+
+func caseName(system, path, scenario string) string { return system + "-" + path + "-" + scenario }
+
+type dbPids struct{ mysql, redis int }
+
+// step1 climbs the rate ladder for one case: doubling-style ladder until a rate fails,
+// one bisection between the last pass and the first failure, then the highest passing
+// rate is run again until it has passed b.repeats times (stepping down when a repeat fails).
+func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Server, name, target, scenario string, csvs []string, timeout time.Duration) caseResult {
+	cr := caseResult{Name: name}
+	var ladder []int
+	for _, r := range strings.Split(b.rates, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(r)); err == nil && n > 0 {
+			ladder = append(ladder, n)
+		}
+	}
+	passes := map[int]int{}
+	failed := map[int]bool{}
+	one := func(rate int) bool {
+		rr := b.measure(ctx, s, db, fmt.Sprintf("%s-%d-%d", name, rate, len(cr.Runs)), load{Scenario: scenario + ".xml", Target: target,
+			CSVs: csvs, Rate: rate, Calls: rate * int(b.step.Seconds()), Timeout: timeout})
+		cr.Runs = append(cr.Runs, rr)
+		cr.PeakKB = max(cr.PeakKB, rr.PeakKB)
+		b.log.Info("run", "case", name, "rate", rate, "pass", rr.Pass, "why", rr.Why, "achieved", int(rr.Sipp.Achieved),
+			"p50_ms", rr.Sipp.P50, "p99_ms", rr.Sipp.P99, "sut_cpu_s", rr.SUTCPU, "sipp_cpu_s", rr.Sipp.CPUSeconds)
+		if rr.Pass {
+			passes[rate]++
+		} else {
+			failed[rate] = true
+		}
+		return rr.Pass
+	}
+	lastPass, firstFail := 0, 0
+	for _, r := range ladder {
+		if ctx.Err() != nil {
+			return cr
+		}
+		if !one(r) {
+			firstFail = r
+			break
+		}
+		lastPass = r
+	}
+	if firstFail > 0 && lastPass > 0 {
+		mid := (lastPass + firstFail) / 2 / 250 * 250
+		if mid > lastPass && mid < firstFail {
+			if one(mid) {
+				lastPass = mid
+			}
+		}
+	}
+	// Repeats, stepping down through the rates that passed.
+	for cand := lastPass; cand > 0 && ctx.Err() == nil; {
+		for passes[cand] < b.repeats && !failed[cand] {
+			one(cand)
+		}
+		if !failed[cand] {
+			cr.MaxRate = cand
+			break
+		}
+		next := 0
+		for r := range passes {
+			if r < cand && r > next {
+				next = r
+			}
+		}
+		cand = next
+	}
+	return cr
+}
+
+// measure runs one load and samples the CPU of everything involved.
+func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l load) runResult {
+	c0, m0, r0, h0 := s.cpu(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
+	peak := samplePeak(ctx, s, 250*time.Millisecond)
+	t0 := time.Now()
+	res, err := b.runSipp(ctx, name, l)
+	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop()}
+	rr.SUTCPU, rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = s.cpu()-c0, procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
+	rr.LoadAfter = loadAvg()
+	var why []string
+	if err != nil {
+		why = append(why, err.Error())
+	}
+	if failedCalls := l.Calls - res.Successful; float64(failedCalls) >= 0.001*float64(l.Calls) {
+		why = append(why, fmt.Sprintf("%d of %d calls failed", failedCalls, l.Calls))
+	}
+	if res.Achieved < 0.95*float64(l.Rate) {
+		why = append(why, fmt.Sprintf("achieved %.0f/s", res.Achieved))
+	}
+	if float64(res.RetransAfterWarmup) > 0.001*float64(l.Calls) {
+		why = append(why, fmt.Sprintf("%d retransmissions after 5 s", res.RetransAfterWarmup))
+	}
+	rr.Pass = len(why) == 0
+	rr.Why = strings.Join(why, "; ")
+	if !rr.Pass {
+		cooldown(ctx, s)
+	}
+	return rr
+}
+
+// cooldown waits (at most 20 s) until the system under test is idle after an
+// overloaded run, so that its backlog does not count against the next run.
+func cooldown(ctx context.Context, s sut) {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c0 := s.cpu()
+		time.Sleep(500 * time.Millisecond)
+		if s.cpu()-c0 < 0.05 { // under 10% of a core
+			return
+		}
+	}
+}
+
+// startOurs starts the Go service with real Redis and MariaDB.
+func (b *bench) startOurs(ctx context.Context) (sut, func(), error) {
+	logf := filepath.Join(b.out, "ours.log")
+	lf, err := os.Create(logf)
+	if err != nil {
+		return sut{}, nil, fmt.Errorf("ours: %w", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(cctx, b.serviceBin)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"),
+		"JAMBONES_MYSQL_HOST=" + b.mysqlHost, "JAMBONES_MYSQL_PORT=" + strconv.Itoa(b.mysqlPort),
+		"JAMBONES_MYSQL_USER=" + b.mysqlUser, "JAMBONES_MYSQL_PASSWORD=" + b.mysqlPass,
+		"JAMBONES_MYSQL_DATABASE=" + b.mysqlDB,
+		"JAMBONES_REDIS_HOST=" + b.redisHost, "JAMBONES_REDIS_PORT=" + strconv.Itoa(b.redisPort),
+		"JAMBONES_CLUSTER_ID=bench", "ENCRYPTION_SECRET=" + b.secret, "JAMBONES_LOGLEVEL=info",
+		"SIP_LISTEN=udp:127.0.0.1:" + strconv.Itoa(b.ourPort), "SBC_SOCKET_PATH=" + filepath.Join(b.out, "cli.sock"),
+		// The per-IP limits protect a real SBC; sipp sends everything from one IP.
+		"SIP_RATE_LIMIT=0", "AUTH_FAILURE_LIMIT=0", "AUTH_FAILURE_AOR_LIMIT=0",
+		"NONCE_SECRET=bench-nonce-secret", "PPROF=" + os.Getenv("PPROF"), "HTTP_PORT=" + os.Getenv("BENCH_HTTP_PORT"),
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return sut{}, nil, fmt.Errorf("ours: %w", err)
+	}
+	stop := func() {
+		cancel()
+		_ = cmd.Wait()
+		lf.Close()
+	}
+	if err := waitLog(ctx, logf, "native front listening", 15*time.Second); err != nil {
+		stop()
+		return sut{}, nil, fmt.Errorf("ours: %w", err)
+	}
+	return sut{name: "ours", pid: cmd.Process.Pid}, stop, nil
+}
+
+// startKamailio starts Kamailio in the foreground (-DD), in its own process group.
+func (b *bench) startKamailio(ctx context.Context) (sut, func(), error) {
+	logf := filepath.Join(b.out, "kamailio.log")
+	lf, err := os.Create(logf)
+	if err != nil {
+		return sut{}, nil, fmt.Errorf("kamailio: %w", err)
+	}
+	url := fmt.Sprintf(`DBURL="mysql://root:%s@%s:%d/kamailio"`, b.mysqlRootPass, b.mysqlHost, b.mysqlPort)
+	cmd := exec.Command("kamailio", "-DD", "-E", "-f", b.kamCfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", b.kamPort),
+		"-n", strconv.Itoa(b.kamWorkers), "-m", "512", "-M", "16", "-w", b.out, "-A", url)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return sut{}, nil, fmt.Errorf("kamailio: %w", err)
+	}
+	pid := cmd.Process.Pid
+	stop := func() {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			<-done
+		}
+		lf.Close()
+	}
+	// Ready when the UDP workers exist (main + workers + timers).
+	deadline := time.Now().Add(15 * time.Second)
+	for len(group(pid)) < b.kamWorkers+2 {
+		if time.Now().After(deadline) || cmd.ProcessState != nil {
+			stop()
+			return sut{}, nil, fmt.Errorf("kamailio did not start, see %s", logf)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	return sut{name: "kamailio", pid: pid, group: true}, stop, nil
+}
+
+// memory registers memUsers distinct users (clients path) and reads the memory
+// right after and 5 s later, when the UDP transactions kept for Timer J (2 s) are gone.
+func (b *bench) memory(ctx context.Context, system, target string, start func(context.Context) (sut, func(), error), timeout time.Duration) (memResult, error) {
+	m := memResult{System: system, Registrations: b.memUsers, Rate: b.memRate}
+	csvs, err := writeCSVs(b.out, "clients", 1, b.memUsers, b.procs)
+	if err != nil {
+		return m, err
+	}
+	redis0 := b.redisUsedMemory()
+	s, stop, err := start(ctx)
+	if err != nil {
+		return m, err
+	}
+	defer stop()
+	peak := samplePeak(ctx, s, 250*time.Millisecond)
+	res, err := b.runSipp(ctx, "mem-"+system, load{Scenario: "register-auth.xml", Target: target, CSVs: csvs,
+		Rate: b.memRate, Calls: b.memUsers, Timeout: timeout + time.Duration(b.memUsers/b.memRate)*time.Second})
+	if err != nil {
+		return m, err
+	}
+	m.Successful = res.Successful
+	m.MemKBAtEnd = s.memKB()
+	if system == "ours" {
+		m.RedisBytes = b.redisUsedMemory() - redis0
+		m.Bindings = b.redisInt("ZCARD", "active-user")
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+	}
+	m.MemKBSettled = s.memKB()
+	m.PeakKB = peak.Stop()
+	b.log.Info("memory", "system", system, "ok", m.Successful, "end_kb", m.MemKBAtEnd, "settled_kb", m.MemKBSettled, "redis_bytes", m.RedisBytes)
+	return m, nil
+}
+
+func (b *bench) redisUsedMemory() int {
+	out, err := exec.Command("redis-cli", "-h", b.redisHost, "-p", strconv.Itoa(b.redisPort), "INFO", "memory").Output()
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+func (b *bench) redisInt(args ...string) int {
+	out, err := exec.Command("redis-cli", append([]string{"-h", b.redisHost, "-p", strconv.Itoa(b.redisPort)}, args...)...).Output()
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
+}
+
+func waitLog(ctx context.Context, path, needle string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), needle) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%q not logged within %s, see %s", needle, d, path)
+}
+
+func readPid(path string) int {
+	b, _ := os.ReadFile(path)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func machine() string {
+	model := ""
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+		f.Close()
+	}
+	var u syscall.Utsname
+	_ = syscall.Uname(&u)
+	rel := make([]byte, 0, 65)
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	memKB := statusKBFile("/proc/meminfo", "MemTotal")
+	return fmt.Sprintf("%s, %d CPUs, %d MB RAM, Linux %s", model, numCPU(), memKB/1024, rel)
+}
+
+func statusKBFile(path, key string) int {
+	b, _ := os.ReadFile(path)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, key+":"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				n, _ := strconv.Atoi(f[0])
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+func numCPU() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "\nprocessor") + 1
+}
+
+func versions(service string) []string {
+	var v []string
+	run := func(name string, args ...string) string {
+		out, _ := exec.Command(name, args...).CombinedOutput()
+		line := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+		return line
+	}
+	v = append(v, "sbc-sip-sidecar "+run(service, "version"))
+	v = append(v, run("kamailio", "-v"))
+	v = append(v, run("sh", "-c", "sipp -v 2>&1 | grep -m1 -i 'sipp v'"))
+	v = append(v, run("redis-server", "--version"))
+	v = append(v, run("sh", "-c", "(mariadbd --version || /usr/sbin/mariadbd --version) 2>/dev/null"))
+	v = append(v, run("go", "version"))
+	return v
+}

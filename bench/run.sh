@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# REGISTER benchmark: this service and Kamailio side by side, same machine, same run.
+#
+#   bench/run.sh            # ~10 minutes; tables in bench/RESULTS.md, raw data in bench/results.json
+#
+# What it does (every step is in this file or in bench/register):
+#  1. installs what is missing with apt-get (sip-tester, kamailio, kamailio-mysql-modules,
+#     redis-server, mariadb-server, gcc);
+#  2. starts its own redis-server and MariaDB (scripts/test.sh --services-only on
+#     BENCH_REDIS_PORT/BENCH_MYSQL_PORT, state in $OUT/services), loads the jambonz schema,
+#     100,000 generated clients (passwords encrypted with ENCRYPTION_SECRET), 100 per account
+#     (realms a000.bench.local ..., no webhook; the scenarios use the first 10,000, the memory
+#     measurement all), the account hook.local (registration webhook served by the driver),
+#     and Kamailio's schema (standard + auth_db from kamailio-mysql-modules) in the database
+#     `kamailio` with a `subscriber` row (ha1) per user;
+#  3. builds bench/clockshim (LD_PRELOAD for sipp: a fine clock instead of the 4 ms coarse one),
+#     the service and the driver;
+#  4. runs bench/register: for each system and scenario, steps the sipp rate up, then writes
+#     $OUT/results.json and $OUT/RESULTS.md; both are copied into bench/.
+#
+# Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
+# STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
+# (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
+# mem-kamailio), KEEP=1 keeps the services running.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
+BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
+STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
+MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
+SECRET=bench-encryption-secret-0123456789abcdef
+export JAMBONZ_DB_DIR=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
+PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
+mkdir -p "$OUT"
+log() { echo "bench: $*" >&2; }
+
+# 1. Packages.
+missing=()
+command -v sipp >/dev/null || missing+=(sip-tester)
+command -v kamailio >/dev/null || missing+=(kamailio)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/db_mysql.so ] || [ -e /usr/lib/kamailio/modules/db_mysql.so ] || missing+=(kamailio-mysql-modules)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+	log "installing ${missing[*]}"
+	sudo=()
+	[ "$(id -u)" = 0 ] || sudo=(sudo)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=900 update >&2
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=900 install --no-install-recommends "${missing[@]}" >&2
+fi
+kam_sql=/usr/share/kamailio/mysql
+[ -e "$kam_sql/standard-create.sql" ] || { log "no $kam_sql/standard-create.sql (kamailio-mysql-modules)"; exit 1; }
+
+# 2. Services (scripts/test.sh installs redis/mariadb/sipp when missing).
+export TEST_STATE_DIR=$OUT/services TEST_REDIS_PORT=$BENCH_REDIS_PORT TEST_MYSQL_PORT=$BENCH_MYSQL_PORT
+services_env=$("$repo/scripts/test.sh" --services-only) || { log "services did not start"; exit 1; }
+eval "$services_env"
+if [ "${KEEP:-0}" != 1 ]; then
+	trap '"$repo/scripts/test.sh" --stop >/dev/null 2>&1 || true' EXIT
+fi
+mysql_root() { mysql --no-defaults -h 127.0.0.1 -P "$BENCH_MYSQL_PORT" -uroot -pjambones_root "$@"; }
+
+(cd "$repo" && go build -o "$OUT/register" ./bench/register && go build -o "$OUT/sbc-sip-sidecar" ./cmd/sbc-sip-sidecar)
+gcc -O2 -shared -fPIC -o "$OUT/clockshim.so" "$here/clockshim/clockshim.c" -ldl
+
+log "generating $USERS users (and $MEM_USERS for the memory run)"
+"$OUT/register" gen -out "$OUT" -users "$USERS" -kamailio-users "$MEM_USERS" -secret "$SECRET" -hook-url "http://127.0.0.1:17050/auth"
+mysql_root "$TEST_MYSQL_DATABASE" <"$OUT/jambones.sql"
+mysql_root -e "DROP DATABASE IF EXISTS kamailio; CREATE DATABASE kamailio;"
+mysql_root kamailio <"$kam_sql/standard-create.sql"
+mysql_root kamailio <"$kam_sql/auth_db-create.sql"
+mysql_root kamailio <"$OUT/kamailio.sql"
+
+# 3. Run.
+cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY})"
+log "running; outputs in $OUT (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+cd "$repo"
+"$OUT/register" run -out "$OUT" -scenarios "$here/scenarios" -clockshim "$OUT/clockshim.so" \
+	-service "$OUT/sbc-sip-sidecar" -kamailio-cfg "$here/kamailio/kamailio.cfg" \
+	-mysql-host "$TEST_MYSQL_HOST" -mysql-port "$TEST_MYSQL_PORT" -mysql-user "$TEST_MYSQL_USER" \
+	-mysql-password "$TEST_MYSQL_PASSWORD" -mysql-database "$TEST_MYSQL_DATABASE" -mysql-root-password jambones_root \
+	-redis-host "${TEST_REDIS_ADDR%:*}" -redis-port "${TEST_REDIS_ADDR#*:}" -state-dir "$TEST_STATE_DIR" \
+	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
+	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline"
+
+# 4. Results into the repository: the generated part of RESULTS.md between the markers.
+cp "$OUT/results.json" "$here/results.json"
+if [ -z "$ONLY" ]; then
+	awk -v gen="$OUT/RESULTS.md" '
+		/<!-- BEGIN GENERATED -->/ { print; while ((getline l < gen) > 0) print l; skip = 1; next }
+		/<!-- END GENERATED -->/ { skip = 0 }
+		!skip { print }' "$here/RESULTS.md" >"$OUT/RESULTS.full.md"
+	cp "$OUT/RESULTS.full.md" "$here/RESULTS.md"
+fi
+log "done: $here/RESULTS.md, $here/results.json (raw sipp data in $OUT/runs)"
