@@ -107,3 +107,41 @@ func TestIssue_OpaqueToken(t *testing.T) {
 		t.Errorf("nonce %q not a safe quoted-string token", n)
 	}
 }
+
+func TestCount_OldestForgottenFirst(t *testing.T) {
+	now := time.Unix(1000, 0)
+	iss := New("", 4*time.Minute, 50)
+	iss.now = func() time.Time { return now }
+	first := iss.Issue()
+	iss.Accept(first, "00000001")
+	var last string
+	for i := 0; i < 60; i++ {
+		now = now.Add(time.Second)
+		last = iss.Issue()
+		iss.Accept(last, "00000001")
+	}
+	if err := iss.CheckCount(last, "00000001"); err == nil {
+		t.Error("the newest nonce was forgotten")
+	}
+	if err := iss.CheckCount(first, "00000001"); err != nil {
+		t.Error("the oldest nonce survived a full table")
+	}
+	if n := iss.Tracked(); n > 51 {
+		t.Errorf("tracked %d, limit 50", n)
+	}
+}
+
+func TestCount_KeptForTheWholeTTL(t *testing.T) {
+	now := time.Unix(1000, 0)
+	iss := New("", 4*time.Minute, 0)
+	iss.now = func() time.Time { return now }
+	n := iss.Issue()
+	iss.Accept(n, "00000002")
+	for i := 0; i < 24; i++ { // 4 min in 10 s steps, with traffic rotating generations
+		now = now.Add(10 * time.Second)
+		iss.Accept(iss.Issue(), "00000001")
+	}
+	if err := iss.CheckCount(n, "00000002"); err == nil {
+		t.Error("replay accepted within the TTL")
+	}
+}
