@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/drachtiostub"
@@ -55,23 +52,6 @@ func TestDrachtioRegisterScenarios(t *testing.T) {
 			opts.WebhookSecret = "foobar"
 			hook := sidecar.Webhook(t, opts)
 			stub, _ := startThroughDrachtio(t, tc.sipPort, tc.ctl, nil)
-			target := fmt.Sprintf("127.0.0.1:%d", tc.sipPort)
-			run := func(scenario, csv string) {
-				t.Helper()
-				sidecar.Run(t, sidecar.Sipp{Scenario: scenario, CSV: csv, Target: target,
-					LocalPort: tc.sippPort, Transport: tc.sippTransport})
-			}
-			ctx := context.Background()
-
-			run("uac-register-unknown-realm.xml", "deactivated_account_user.csv")
-			run("uac-reject-ipv4-realm.xml", "bad_realm.csv")
-			run("uac-register-auth-failure-expect-403.xml", "bad_password.csv")
-			if keys := registrationKeys(t, rdb); len(keys) != 0 {
-				t.Fatalf("failed registrations wrote %v", keys)
-			}
-
-			run("uac-register-auth-success.xml", "good_user.csv")
-			b, fields, ttl := readBinding(t, rdb, "john@jambonz.org")
 			want := binding{
 				Contact:           fmt.Sprintf("sip:sipp@127.0.0.1:%d", tc.sippPort),
 				SBCAddress:        fmt.Sprintf("udp/203.0.113.10:%d,tcp/203.0.113.10:%d", tc.sipPort, tc.sipPort),
@@ -84,47 +64,12 @@ func TestDrachtioRegisterScenarios(t *testing.T) {
 			if stub.Hostports() != want.SBCAddress {
 				t.Fatalf("stub hostports %q, test expects %q", stub.Hostports(), want.SBCAddress)
 			}
-			got := b
-			got.ExpiryTime, got.AllowDirectAppCalling, got.AllowDirectQueueCalling, got.AllowDirectUserCalling = 0, nil, nil, nil
-			if got != want {
-				t.Errorf("binding = %+v, want %+v", got, want)
-			}
-			for _, f := range []string{"allow_direct_app_calling", "allow_direct_queue_calling", "allow_direct_user_calling"} {
-				if v, ok := fields[f]; !ok || v != false {
-					t.Errorf("field %s = %v, want false", f, v)
-				}
-			}
-			if ttl <= 290*time.Second || ttl > 300*time.Second {
-				t.Errorf("TTL = %v, want ~300s", ttl)
-			}
-			score, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result()
-			if err != nil || int64(score) != b.ExpiryTime {
-				t.Errorf("active-user score = %v (%v), want %d", score, err, b.ExpiryTime)
-			}
-			if reqs := hook.Requests(); len(reqs) != 2 {
-				t.Fatalf("webhook calls = %d, want 2", len(reqs))
-			} else if f := reqs[1].Fields; f.SourcePort != tc.sippPort || f.SourceAddress != "127.0.0.1" {
-				t.Errorf("webhook source = %s:%d, want 127.0.0.1:%d", f.SourceAddress, f.SourcePort, tc.sippPort)
-			}
-
-			run("uac-re-register-auth-success.xml", "good_user.csv")
-			if n := hook.Count(); n != 2 {
-				t.Errorf("cached re-register called the webhook (%d calls)", n)
-			}
-			run("uac-register-auth-success-jane.xml", "good_user2.csv")
-			run("uac-register-auth-success-jane.xml", "good_user2.csv")
-			_, _, ttl = readBinding(t, rdb, "jane@jambonz.org")
-			if ttl <= 15*time.Second || ttl > 20*time.Second {
-				t.Errorf("jane TTL = %v, want ~20s", ttl)
-			}
-			run("uac-register-gh-83.xml", "good_user.csv")
-			run("uac-unregister-auth-success.xml", "good_user.csv")
-			if n, _ := rdb.Exists(ctx, "user:john@jambonz.org").Result(); n != 0 {
-				t.Error("binding still present after un-register")
-			}
-			if _, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result(); err != redis.Nil {
-				t.Errorf("active-user still holds john: %v", err)
-			}
+			registerScenarios(t, rdb, hook, fmt.Sprintf("127.0.0.1:%d", tc.sipPort), tc.sippPort, tc.sippTransport, want,
+				func(_ binding, _ map[string]any, call authserver.Recorded) {
+					if f := call.Fields; f.SourcePort != tc.sippPort || f.SourceAddress != "127.0.0.1" {
+						t.Errorf("webhook source = %s:%d, want 127.0.0.1:%d", f.SourceAddress, f.SourcePort, tc.sippPort)
+					}
+				})
 			if v := stub.Violations(); len(v) != 0 {
 				t.Errorf("protocol violations: %v", v)
 			}

@@ -65,6 +65,84 @@ func readBinding(t *testing.T, rdb *redis.Client, aor string) (binding, map[stri
 	return b, fields, ttl
 }
 
+// registerScenarios runs the original REGISTER scenarios in order from
+// 127.0.0.1:sippPort to target and checks Redis and the webhook after each;
+// johnBound runs the front's own checks once john is registered.
+func registerScenarios(t *testing.T, rdb *redis.Client, hook *authserver.Server, target string, sippPort int,
+	sippTransport string, want binding, johnBound func(b binding, fields map[string]any, call authserver.Recorded)) {
+	t.Helper()
+	run := func(scenario, csv string) {
+		t.Helper()
+		sidecar.Run(t, sidecar.Sipp{Scenario: scenario, CSV: csv, Target: target,
+			LocalPort: sippPort, Transport: sippTransport})
+	}
+	ctx := context.Background()
+
+	run("uac-register-unknown-realm.xml", "deactivated_account_user.csv")
+	run("uac-reject-ipv4-realm.xml", "bad_realm.csv")
+	run("uac-register-auth-failure-expect-403.xml", "bad_password.csv")
+	if keys := registrationKeys(t, rdb); len(keys) != 0 {
+		t.Fatalf("failed registrations wrote %v", keys)
+	}
+
+	run("uac-register-auth-success.xml", "good_user.csv")
+	b, fields, ttl := readBinding(t, rdb, "john@jambonz.org")
+	got := b
+	got.ExpiryTime, got.AllowDirectAppCalling, got.AllowDirectQueueCalling, got.AllowDirectUserCalling = 0, nil, nil, nil
+	if got != want {
+		t.Errorf("binding = %+v, want %+v", got, want)
+	}
+	for _, f := range []string{"allow_direct_app_calling", "allow_direct_queue_calling", "allow_direct_user_calling"} {
+		if v, ok := fields[f]; !ok || v != false {
+			t.Errorf("field %s = %v, want false", f, v)
+		}
+	}
+	// john is granted 300 s by the webhook although he asked 3600.
+	if ttl <= 290*time.Second || ttl > 300*time.Second {
+		t.Errorf("TTL = %v, want ~300s", ttl)
+	}
+	score, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result()
+	if err != nil || int64(score) != b.ExpiryTime {
+		t.Errorf("active-user score = %v (%v), want %d", score, err, b.ExpiryTime)
+	}
+	reqs := hook.Requests()
+	if len(reqs) != 2 { // one 403 for jane, one 200 for john
+		t.Fatalf("webhook calls = %d, want 2", len(reqs))
+	}
+	johnBound(b, fields, reqs[1])
+
+	// Re-register from the same source: answered from cache, no webhook call.
+	run("uac-re-register-auth-success.xml", "good_user.csv")
+	if n := hook.Count(); n != 2 {
+		t.Errorf("cached re-register called the webhook (%d calls)", n)
+	}
+
+	// jane is granted what she asks (20 s) as it is under her 45 s cap; twice.
+	run("uac-register-auth-success-jane.xml", "good_user2.csv")
+	run("uac-register-auth-success-jane.xml", "good_user2.csv")
+	_, _, ttl = readBinding(t, rdb, "jane@jambonz.org")
+	if ttl <= 15*time.Second || ttl > 20*time.Second {
+		t.Errorf("jane TTL = %v, want ~20s", ttl)
+	}
+	if n := hook.Count(); n != 4 {
+		t.Errorf("webhook calls after jane = %d, want 4", n)
+	}
+
+	run("uac-register-gh-83.xml", "good_user.csv")
+
+	run("uac-unregister-auth-success.xml", "good_user.csv")
+	if n, _ := rdb.Exists(ctx, "user:john@jambonz.org").Result(); n != 0 {
+		t.Error("binding still present after un-register")
+	}
+	if _, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result(); err != redis.Nil {
+		t.Errorf("active-user still holds john: %v", err)
+	}
+	members, _ := rdb.ZRange(ctx, "active-user", 0, -1).Result()
+	if len(members) != 1 || members[0] != "user:jane@jambonz.org" {
+		t.Errorf("active-user = %v, want [user:jane@jambonz.org]", members)
+	}
+}
+
 func TestRegisterScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		transport, sippTransport string
@@ -79,105 +157,33 @@ func TestRegisterScenarios(t *testing.T) {
 			env := sidecar.BaseEnv(t)
 			env["SIP_LISTEN"] = fmt.Sprintf("udp:127.0.0.1:%d,tcp:127.0.0.1:%d", tc.sipPort, tc.sipPort)
 			sidecar.Start(t, env, "native front listening")
-			target := fmt.Sprintf("127.0.0.1:%d", tc.sipPort)
-			defer func() {
-				// Listed by the runtime CLI from Redis (jane is still bound).
-				out, code := sidecar.CLI(t, env, "registrations", "jambonz.org")
-				if code != 0 || !strings.Contains(out, "jane@jambonz.org") || strings.Contains(out, "john@jambonz.org") {
-					t.Errorf("cli registrations = %d:\n%s", code, out)
-				}
-			}()
-			run := func(scenario, csv string) {
-				t.Helper()
-				sidecar.Run(t, sidecar.Sipp{Scenario: scenario, CSV: csv, Target: target,
-					LocalPort: tc.sippPort, Transport: tc.sippTransport})
-			}
-			ctx := context.Background()
-			sbcAddress := fmt.Sprintf("udp/127.0.0.1:%d,tcp/127.0.0.1:%d", tc.sipPort, tc.sipPort)
-			proxy := fmt.Sprintf("sip:127.0.0.1:%d", tc.sippPort)
-
-			run("uac-register-unknown-realm.xml", "deactivated_account_user.csv")
-			run("uac-reject-ipv4-realm.xml", "bad_realm.csv")
-			run("uac-register-auth-failure-expect-403.xml", "bad_password.csv")
-			if keys := registrationKeys(t, rdb); len(keys) != 0 {
-				t.Fatalf("failed registrations wrote %v", keys)
-			}
-
-			run("uac-register-auth-success.xml", "good_user.csv")
-			b, fields, ttl := readBinding(t, rdb, "john@jambonz.org")
 			want := binding{
 				Contact:        fmt.Sprintf("sip:sipp@127.0.0.1:%d", tc.sippPort),
-				SBCAddress:     sbcAddress,
+				SBCAddress:     fmt.Sprintf("udp/127.0.0.1:%d,tcp/127.0.0.1:%d", tc.sipPort, tc.sipPort),
 				Protocol:       tc.transport,
-				Proxy:          proxy,
+				Proxy:          fmt.Sprintf("sip:127.0.0.1:%d", tc.sippPort),
 				CallHook:       "http://127.0.0.1/call",
 				CallStatusHook: "http://127.0.0.1/call-status",
 			}
-			got := b
-			got.ExpiryTime, got.AllowDirectAppCalling, got.AllowDirectQueueCalling, got.AllowDirectUserCalling = 0, nil, nil, nil
-			if got != want {
-				t.Errorf("binding = %+v, want %+v", got, want)
-			}
-			for _, f := range []string{"allow_direct_app_calling", "allow_direct_queue_calling", "allow_direct_user_calling"} {
-				if v, ok := fields[f]; !ok || v != false {
-					t.Errorf("field %s = %v, want false", f, v)
-				}
-			}
-			if _, ok := fields["privateSbcAddress"]; ok {
-				t.Errorf("privateSbcAddress present on loopback: %v", fields["privateSbcAddress"])
-			}
-			// john is granted 300 s by the webhook although he asked 3600.
-			if ttl <= 290*time.Second || ttl > 300*time.Second {
-				t.Errorf("TTL = %v, want ~300s", ttl)
-			}
-			if d := time.Until(time.UnixMilli(b.ExpiryTime)); d < 290*time.Second || d > 301*time.Second {
-				t.Errorf("expiryTime is %v away, want ~300s", d)
-			}
-			score, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result()
-			if err != nil || int64(score) != b.ExpiryTime {
-				t.Errorf("active-user score = %v (%v), want %d", score, err, b.ExpiryTime)
-			}
-			reqs := hook.Requests()
-			if len(reqs) != 2 { // one 403 for jane, one 200 for john
-				t.Fatalf("webhook calls = %d, want 2", len(reqs))
-			}
-			last := reqs[len(reqs)-1]
-			if !last.SignatureValid || !last.BasicOK {
-				t.Errorf("webhook call: signature valid=%v basic auth ok=%v", last.SignatureValid, last.BasicOK)
-			}
-			if last.Fields.SourcePort != tc.sippPort || last.Fields.Expires != 3600 || last.Fields.Realm != "jambonz.org" {
-				t.Errorf("webhook fields = %+v", last.Fields)
-			}
-
-			// Re-register from the same source: answered from cache, no webhook call.
-			run("uac-re-register-auth-success.xml", "good_user.csv")
-			if n := hook.Count(); n != 2 {
-				t.Errorf("cached re-register called the webhook (%d calls)", n)
-			}
-
-			// jane is granted what she asks (20 s) as it is under her 45 s cap; twice.
-			run("uac-register-auth-success-jane.xml", "good_user2.csv")
-			run("uac-register-auth-success-jane.xml", "good_user2.csv")
-			_, _, ttl = readBinding(t, rdb, "jane@jambonz.org")
-			if ttl <= 15*time.Second || ttl > 20*time.Second {
-				t.Errorf("jane TTL = %v, want ~20s", ttl)
-			}
-			if n := hook.Count(); n != 4 {
-				t.Errorf("webhook calls after jane = %d, want 4", n)
-			}
-
-			run("uac-register-gh-83.xml", "good_user.csv")
-
-			run("uac-unregister-auth-success.xml", "good_user.csv")
-			if n, _ := rdb.Exists(ctx, "user:john@jambonz.org").Result(); n != 0 {
-				t.Error("binding still present after un-register")
-			}
-			if _, err := rdb.ZScore(ctx, "active-user", "user:john@jambonz.org").Result(); err != redis.Nil {
-				t.Errorf("active-user still holds john: %v", err)
-			}
-			members, _ := rdb.ZRange(ctx, "active-user", 0, -1).Result()
-			if len(members) != 1 || members[0] != "user:jane@jambonz.org" {
-				t.Errorf("active-user = %v, want [user:jane@jambonz.org]", members)
+			registerScenarios(t, rdb, hook, fmt.Sprintf("127.0.0.1:%d", tc.sipPort), tc.sippPort, tc.sippTransport, want,
+				func(b binding, fields map[string]any, call authserver.Recorded) {
+					if _, ok := fields["privateSbcAddress"]; ok {
+						t.Errorf("privateSbcAddress present on loopback: %v", fields["privateSbcAddress"])
+					}
+					if d := time.Until(time.UnixMilli(b.ExpiryTime)); d < 290*time.Second || d > 301*time.Second {
+						t.Errorf("expiryTime is %v away, want ~300s", d)
+					}
+					if !call.SignatureValid || !call.BasicOK {
+						t.Errorf("webhook call: signature valid=%v basic auth ok=%v", call.SignatureValid, call.BasicOK)
+					}
+					if call.Fields.SourcePort != tc.sippPort || call.Fields.Expires != 3600 || call.Fields.Realm != "jambonz.org" {
+						t.Errorf("webhook fields = %+v", call.Fields)
+					}
+				})
+			// Listed by the runtime CLI from Redis (jane is still bound).
+			out, code := sidecar.CLI(t, env, "registrations", "jambonz.org")
+			if code != 0 || !strings.Contains(out, "jane@jambonz.org") || strings.Contains(out, "john@jambonz.org") {
+				t.Errorf("cli registrations = %d:\n%s", code, out)
 			}
 		})
 	}
