@@ -42,11 +42,11 @@ func IsPublic(ip netip.Addr) bool {
 // sockets are bound to a private address; sockets bound to 0.0.0.0 stand
 // for every public address of ifaceAddrs.
 func Public(listen []config.Listen, publicIP string, ifaceAddrs []netip.Addr) []Address {
-	byIP := map[netip.Addr]*Address{}
 	var override netip.Addr
 	if a, err := netip.ParseAddr(publicIP); err == nil {
 		override = a.Unmap()
 	}
+	var all []Address
 	for _, l := range listen {
 		host, err := netip.ParseAddr(l.Host)
 		if err != nil {
@@ -62,35 +62,21 @@ func Public(listen []config.Listen, publicIP string, ifaceAddrs []netip.Addr) []
 			ips = []netip.Addr{host.Unmap()}
 		}
 		for _, ip := range ips {
-			if !IsPublic(ip) {
-				continue
-			}
-			a := byIP[ip]
-			if a == nil {
-				a = &Address{IP: ip}
-				byIP[ip] = a
-			}
+			a := Address{IP: ip}
 			switch l.Transport {
 			case "udp", "tcp":
-				if a.Port == 0 {
-					a.Port = l.Port
-				}
+				a.Port = l.Port
 			case "tls":
 				a.TLSPort = l.Port
 			case "wss":
 				a.WSSPort = l.Port
+			default:
+				continue
 			}
+			all = append(all, a)
 		}
 	}
-	out := make([]Address, 0, len(byIP))
-	for _, a := range byIP {
-		if a.Port == 0 {
-			a.Port = 5060
-		}
-		out = append(out, *a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].IP.Less(out[j].IP) })
-	return out
+	return PublicOnly(all)
 }
 
 // InterfaceAddrs returns the host's interface addresses.
