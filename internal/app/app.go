@@ -112,16 +112,17 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
 	reg := registrar.New(registrar.Deps{
-		Nonces:    nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
-		Guard:     regGuard,
-		Store:     countingStore{store, m},
-		Directory: lookups,
-		Webhook:   webhook,
-		Clients:   auth.NewClients(lookups, cipher, log),
-		Alerter:   alerter,
-		Log:       log,
-		Hosting:   cfg.Hosting,
-		Observe:   observeRegister(m),
+		Nonces:     nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
+		Guard:      regGuard,
+		Algorithms: sec.DigestAlgorithms,
+		Store:      countingStore{store, m},
+		Directory:  lookups,
+		Webhook:    webhook,
+		Clients:    auth.NewClients(lookups, cipher, log),
+		Alerter:    alerter,
+		Log:        log,
+		Hosting:    cfg.Hosting,
+		Observe:    observeRegister(m),
 	})
 
 	mux := sipfront.NewMux()

@@ -93,16 +93,19 @@ type Stats struct {
 
 // Security holds the REGISTER hardening settings (nonces, bans, limits).
 type Security struct {
-	NonceSecret   string
-	NonceTTL      time.Duration
-	FailuresPerIP int // 0 disables
-	FailuresAoR   int // 0 disables
-	FailureWindow time.Duration
-	BanFor        time.Duration
-	Drop          bool // AUTH_BAN_ACTION=drop
-	RatePerIP     int  // REGISTERs per second per IP, 0 disables
-	RateBurst     int
-	ScannerAgents []string
+	// DigestAlgorithms are the algorithms offered in REGISTER challenges, one
+	// WWW-Authenticate each, in order of preference (DIGEST_ALGORITHMS).
+	DigestAlgorithms []string
+	NonceSecret      string
+	NonceTTL         time.Duration
+	FailuresPerIP    int // 0 disables
+	FailuresAoR      int // 0 disables
+	FailureWindow    time.Duration
+	BanFor           time.Duration
+	Drop             bool // AUTH_BAN_ACTION=drop
+	RatePerIP        int  // REGISTERs per second per IP, 0 disables
+	RateBurst        int
+	ScannerAgents    []string
 }
 
 // Config is the whole service configuration.
@@ -320,22 +323,48 @@ func Load(getenv Getenv) (*Config, error) {
 	}
 
 	c.Security = Security{
-		NonceSecret:   r.str("NONCE_SECRET", ""),
-		NonceTTL:      r.seconds("NONCE_TTL", 300),
-		FailuresPerIP: r.integer("AUTH_FAILURE_LIMIT", 10, 0, 1<<31-1),
-		FailuresAoR:   r.integer("AUTH_FAILURE_AOR_LIMIT", 20, 0, 1<<31-1),
-		FailureWindow: r.seconds("AUTH_FAILURE_WINDOW", 60),
-		BanFor:        r.seconds("AUTH_BAN_DURATION", 600),
-		Drop:          r.oneOf("AUTH_BAN_ACTION", "reject", "reject", "drop") == "drop",
-		RatePerIP:     r.integer("SIP_RATE_LIMIT", 50, 0, 1<<31-1),
-		RateBurst:     r.positive("SIP_RATE_BURST", 100),
-		ScannerAgents: r.list("SCANNER_USER_AGENTS"),
+		DigestAlgorithms: r.digestAlgorithms("DIGEST_ALGORITHMS"),
+		NonceSecret:      r.str("NONCE_SECRET", ""),
+		NonceTTL:         r.seconds("NONCE_TTL", 300),
+		FailuresPerIP:    r.integer("AUTH_FAILURE_LIMIT", 10, 0, 1<<31-1),
+		FailuresAoR:      r.integer("AUTH_FAILURE_AOR_LIMIT", 20, 0, 1<<31-1),
+		FailureWindow:    r.seconds("AUTH_FAILURE_WINDOW", 60),
+		BanFor:           r.seconds("AUTH_BAN_DURATION", 600),
+		Drop:             r.oneOf("AUTH_BAN_ACTION", "reject", "reject", "drop") == "drop",
+		RatePerIP:        r.integer("SIP_RATE_LIMIT", 50, 0, 1<<31-1),
+		RateBurst:        r.positive("SIP_RATE_BURST", 100),
+		ScannerAgents:    r.list("SCANNER_USER_AGENTS"),
 	}
 
 	if r.err != nil {
 		return nil, r.err
 	}
 	return c, nil
+}
+
+// digestAlgorithms reads a list of digest algorithms (MD5, SHA-256), default
+// MD5 alone: several challenges lock out common clients (docs/security.md).
+func (r *reader) digestAlgorithms(name string) []string {
+	v := r.list(name)
+	if len(v) == 0 {
+		return []string{"MD5"}
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(v))
+	for _, a := range v {
+		a = strings.ToUpper(a)
+		if a != "MD5" && a != "SHA-256" {
+			r.fail(name, fmt.Sprintf("must list MD5 and/or SHA-256, got %q", a))
+			return []string{"MD5"}
+		}
+		if seen[a] {
+			r.fail(name, fmt.Sprintf("lists %s twice", a))
+			return []string{"MD5"}
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out
 }
 
 func (r *reader) list(name string) []string {

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
 var challengeRE = regexp.MustCompile(`^Digest realm="jambonz\.org", algorithm=MD5, qop="auth", nonce="([^"\s]+)"$`)
@@ -18,6 +20,46 @@ func TestRegister_ChallengeWithoutAuthorization(t *testing.T) {
 	}
 	if e.authCalls() != 0 || e.store.binds != 0 {
 		t.Fatal("work done before the challenge was answered")
+	}
+}
+
+func challenges(res *sipfront.Response) []string {
+	var out []string
+	for _, h := range res.Headers {
+		if strings.EqualFold(h.Name, "WWW-Authenticate") {
+			out = append(out, h.Value)
+		}
+	}
+	return out
+}
+
+// The default is one MD5 challenge: JsSIP and baresip (libre) give up when a
+// SHA-256 one is offered too.
+func TestRegister_DefaultChallengeIsOneMD5(t *testing.T) {
+	e := newEnv()
+	got := challenges(e.serve(t, register(t)))
+	if len(got) != 1 || !challengeRE.MatchString(got[0]) {
+		t.Fatalf("challenges = %q, want exactly one MD5 challenge", got)
+	}
+}
+
+func TestRegister_ConfiguredAlgorithmsInOrder(t *testing.T) {
+	e := newEnv()
+	e.algs = []string{"SHA-256", "MD5"}
+	got := challenges(e.serve(t, register(t)))
+	if len(got) != 2 || !strings.Contains(got[0], "algorithm=SHA-256") || !strings.Contains(got[1], "algorithm=MD5") {
+		t.Fatalf("challenges = %q, want SHA-256 then MD5", got)
+	}
+}
+
+func TestRegister_AlgorithmNotOfferedChallengedAgain(t *testing.T) {
+	e := newEnv()
+	e.algs = []string{"SHA-256"}
+	// sippAuthorization answers with MD5, which was not offered.
+	res := e.authorized(t)
+	expect(t, res, 401, nil)
+	if e.authCalls() != 0 {
+		t.Fatal("authenticator called with an algorithm that was not offered")
 	}
 }
 

@@ -218,6 +218,7 @@ type env struct {
 	clients *fakeAuth
 	alerts  *recAlerter
 	hosting bool
+	algs    []string
 	reg     *registrar.Registrar
 }
 
@@ -235,14 +236,15 @@ func (e *env) registrar() *registrar.Registrar {
 		return e.reg
 	}
 	e.reg = registrar.New(registrar.Deps{
-		Store:     e.store,
-		Directory: e.dir,
-		Webhook:   e.webhook,
-		Clients:   e.clients,
-		Alerter:   e.alerts,
-		Log:       quietLog(),
-		Hosting:   e.hosting,
-		Now:       func() time.Time { return testNow },
+		Store:      e.store,
+		Directory:  e.dir,
+		Webhook:    e.webhook,
+		Clients:    e.clients,
+		Alerter:    e.alerts,
+		Log:        quietLog(),
+		Hosting:    e.hosting,
+		Algorithms: e.algs,
+		Now:        func() time.Time { return testNow },
 	})
 	return e.reg
 }

@@ -236,7 +236,11 @@ type Deps struct {
 	Nonces Nonces
 	// Guard defaults to one that admits everything.
 	Guard Guard
-	Log   *slog.Logger
+	// Algorithms are the digest algorithms offered in a challenge, one
+	// WWW-Authenticate each, in order of preference; default MD5 alone (the
+	// original's challenge: many clients give up on a second one).
+	Algorithms []string
+	Log        *slog.Logger
 	// Hosting enables JAMBONES_HOSTING behaviour.
 	Hosting bool
 	// Now is the clock (tests).
@@ -264,6 +268,9 @@ func New(d Deps) *Registrar {
 	}
 	if d.Nonces == nil {
 		d.Nonces = nonce.New("", 300*time.Second, 0)
+	}
+	if len(d.Algorithms) == 0 {
+		d.Algorithms = []string{"MD5"}
 	}
 	if d.Guard == nil {
 		d.Guard = guard.New(guard.Config{}, nil, d.Log)

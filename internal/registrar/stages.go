@@ -325,8 +325,8 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 		r.Log.Info("register: bad Authorization header", "err", err)
 		return reply(400, xReason("Malformed Authorization header"))
 	}
-	if !digest.Supported(creds.Algorithm) {
-		r.Log.Info("register: unsupported digest algorithm", "algorithm", clip(creds.Algorithm))
+	if !c.offered(creds.Algorithm) {
+		r.Log.Info("register: digest algorithm not offered", "algorithm", clip(creds.Algorithm))
 		return c.challenge(r, false)
 	}
 	switch c.d.Nonces.Check(creds.Nonce) {
@@ -347,12 +347,27 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 	return next.Handle(ctx, r)
 }
 
-// challenge offers SHA-256 and MD5 (RFC 8760); MD5 first, as clients that
-// only know MD5 (sipp among them) read the first challenge.
+// offered reports whether alg (empty means MD5) is one we challenge with.
+func (c challenge) offered(alg string) bool {
+	if alg == "" {
+		alg = "MD5"
+	}
+	for _, a := range c.d.Algorithms {
+		if strings.EqualFold(a, alg) {
+			return digest.Supported(a)
+		}
+	}
+	return false
+}
+
+// challenge offers the configured algorithms, one WWW-Authenticate each
+// (RFC 8760), in order of preference. The default is one MD5 challenge, the
+// original's: libre (baresip) aborts on any non-MD5 challenge and JsSIP
+// picks SHA-256 and gives up (docs/security.md).
 func (c challenge) challenge(r *Registration, stale bool) *sipfront.Response {
 	n := c.d.Nonces.Issue()
 	res := reply(401)
-	for _, alg := range []string{"MD5", "SHA-256"} {
+	for _, alg := range c.d.Algorithms {
 		ch := digest.Challenge{Realm: r.Realm, Nonce: n, Algorithm: alg, Stale: stale}
 		res.Headers = append(res.Headers, sipfront.Header{Name: "WWW-Authenticate", Value: ch.String()})
 	}
