@@ -78,17 +78,17 @@ func codeEnvVars(t *testing.T, root string) map[string]bool {
 	return out
 }
 
-// readmeEnvVars returns the variables named in the first column of the
-// README's "### Configuration reference" table.
-func readmeEnvVars(t *testing.T, readme string) map[string]bool {
+// docEnvVars returns the variables named in the first column of the table
+// of docs/configuration.md.
+func docEnvVars(t *testing.T, doc string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile(readme)
+	data, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(data), "\n### Configuration reference\n")
+	_, section, ok := strings.Cut(string(data), "# Configuration reference\n")
 	if !ok {
-		t.Fatal("README has no ### Configuration reference section")
+		t.Fatal("docs/configuration.md has no # Configuration reference title")
 	}
 	out := map[string]bool{}
 	tick := regexp.MustCompile("`([^`]+)`")
@@ -123,7 +123,7 @@ func TestEnvVarsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	code := codeEnvVars(t, root)
-	doc := readmeEnvVars(t, filepath.Join(root, "README.md"))
+	doc := docEnvVars(t, filepath.Join(root, "docs", "configuration.md"))
 	if len(code) < 50 {
 		t.Fatalf("found only %d variables in the code: is the parser still matching config.go?", len(code))
 	}
@@ -141,9 +141,9 @@ func TestEnvVarsDocumented(t *testing.T) {
 	sort.Strings(missing)
 	sort.Strings(stale)
 	if len(missing) > 0 {
-		t.Errorf("read by the code but not in the README configuration reference: %s", strings.Join(missing, ", "))
+		t.Errorf("read by the code but not in the docs/configuration.md: %s", strings.Join(missing, ", "))
 	}
 	if len(stale) > 0 {
-		t.Errorf("in the README configuration reference but not read by the code: %s", strings.Join(stale, ", "))
+		t.Errorf("in the docs/configuration.md but not read by the code: %s", strings.Join(stale, ", "))
 	}
 }
