@@ -50,7 +50,7 @@ type Options struct {
 	DisableRecording bool
 }
 
-// DefaultJambonzUsers is the fixture matching shared/jambonz-db and shared/sipp-scenarios:
+// DefaultJambonzUsers is the fixture matching testdata/jambonz-db and testdata/sipp:
 // realm jambonz.org with john/1234 (300 s, call hooks) and jane/5678 (45 s).
 func DefaultJambonzUsers() map[string]map[string]User {
 	return map[string]map[string]User{
