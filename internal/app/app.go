@@ -312,8 +312,8 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 
 // gaugeMembers feeds the feature/RTP server member gauges.
 func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
-	for kind, set := range map[string]string{"fs": membership.ActiveFS, "rtp": membership.ActiveRTP} {
-		if members, err := sets.Members(ctx, set); err == nil {
+	for _, kind := range membership.Kinds {
+		if members, err := sets.Members(ctx, kind.Set()); err == nil {
 			m.SetMembers(kind, len(members))
 		}
 	}
