@@ -1,5 +1,5 @@
 // Package membership keeps the cluster-wide sets of feature servers and RTP
-// servers that announce themselves with OPTIONS check-ins (contract §2, §7):
+// servers that announce themselves with OPTIONS check-ins (docs/contract.md#redis):
 // `<cluster>:active-fs`, `<cluster>:fs-service-url`, `<cluster>:active-rtp`
 // and the drain list `<cluster>:drained-fs`.
 //

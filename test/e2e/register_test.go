@@ -261,10 +261,10 @@ func writeCSV(t *testing.T, path, user, domain, password string) {
 	}
 }
 
-// webhookOptions is the customer side of populate-test-data.sql's hook.
+// webhookOptions is the customer side of the hook in testdata/jambonz-db/test-data.sql.
 func webhookOptions() authserver.Options {
 	opts := authserver.DefaultOptions()
-	opts.WebhookSecret = "foobar" // accounts.webhook_secret in populate-test-data.sql
+	opts.WebhookSecret = "foobar" // accounts.webhook_secret in testdata/jambonz-db/test-data.sql
 	return opts
 }
 
