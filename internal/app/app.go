@@ -248,7 +248,6 @@ type alertWriter interface {
 // created is logged, not fatal: SIP service matters more than the CLI.
 func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
 	srv := cli.NewServer(path, log)
-	cli.RegisterSettings(srv, cli.NewSettings())
 	cli.RegisterFeatureServers(srv, sets)
 	cli.RegisterRegistrations(srv, regs, time.Now)
 	ln, err := srv.Listen()

@@ -108,14 +108,13 @@ type Directory interface {
 
 // AuthRequest is what an Authenticator checks.
 type AuthRequest struct {
-	Account  *Account
-	Creds    *digest.Credentials
-	Method   string
-	Expires  int
-	Source   netip.AddrPort
-	CallID   string
-	Headers  map[string]string // request headers, lower-case names
-	Register *Registration
+	Account *Account
+	Creds   *digest.Credentials
+	Method  string
+	Expires int
+	Source  netip.AddrPort
+	CallID  string
+	Headers map[string]string // request headers, lower-case names
 }
 
 // Grant is an Authenticator's verdict.
