@@ -65,7 +65,7 @@ func readBinding(t *testing.T, rdb *redis.Client, aor string) (binding, map[stri
 	return b, fields, ttl
 }
 
-// registerScenarios runs the original REGISTER scenarios in order from
+// registerScenarios runs the REGISTER scenarios of testdata/sipp in the original's order from
 // 127.0.0.1:sippPort to target and checks Redis and the webhook after each;
 // johnBound runs the front's own checks once john is registered.
 func registerScenarios(t *testing.T, rdb *redis.Client, hook *authserver.Server, target string, sippPort int,

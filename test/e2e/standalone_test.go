@@ -50,7 +50,7 @@ func savedBindings(t *testing.T, path string) map[string]registrar.Binding {
 	return list
 }
 
-// TestStandalone_RegisterScenarios runs the original sipp REGISTER scenarios
+// TestStandalone_RegisterScenarios runs the sipp REGISTER scenarios
 // against the binary with neither MySQL nor Redis: accounts from
 // examples/standalone.yaml (which mirrors testdata/jambonz-db/test-data.sql),
 // registrations in the embedded store.
