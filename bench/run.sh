@@ -30,7 +30,6 @@ BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:
 STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
 MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
 SECRET=bench-encryption-secret-0123456789abcdef
-export JAMBONZ_DB_DIR=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
 mkdir -p "$OUT"
 log() { echo "bench: $*" >&2; }

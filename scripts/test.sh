@@ -15,14 +15,20 @@
 #
 # Environment:
 #   TEST_REDIS_PORT (16379), TEST_MYSQL_PORT (13306)   ports on 127.0.0.1
-#   JAMBONZ_DB_DIR   SQL fixtures (default: <repo>/../shared/jambonz-db)
+#   JAMBONZ_DB_DIR   SQL fixtures: create-db.sql, schema.sql, test-data.sql
+#                    (default: <repo>/testdata/jambonz-db)
+#   TEST_DRACHTIO_BIN  a drachtio-server binary for the drachtio front's tests (default:
+#                    <repo>/../shared/tools/drachtio/drachtio when it exists; its runtime
+#                    libraries are installed when missing). Without one those tests skip,
+#                    or fail when CI=true.
 #   STATICCHECK=0    skip staticcheck
 #   TEST_STATE_DIR   where --services-only keeps its servers (default: $TMPDIR/sbc-sip-sidecar-testenv.<uid>)
 #
 # Exported to the tests (see internal/testenv): TEST_REDIS_ADDR, TEST_MYSQL_HOST, TEST_MYSQL_PORT,
-# TEST_MYSQL_USER, TEST_MYSQL_PASSWORD, TEST_MYSQL_DATABASE, TEST_JAMBONZ_DB_DIR and
+# TEST_MYSQL_USER, TEST_MYSQL_PASSWORD, TEST_MYSQL_DATABASE, TEST_JAMBONZ_DB_DIR,
 # TEST_MYSQL_ROOT_DSN, a go-sql-driver/mysql DSN for MariaDB's root over TCP with a password
-# (root@127.0.0.1 is given the password below; root@localhost stays socket-only, no password).
+# (root@127.0.0.1 is given the password below; root@localhost stays socket-only, no password),
+# and TEST_DRACHTIO_BIN when a drachtio-server binary was found.
 #
 # All progress goes to stderr so that stdout of --services-only can be eval'ed.
 set -euo pipefail
@@ -62,8 +68,11 @@ ensure_packages() {
 	first_cmd mariadb mysql >/dev/null || missing+=(mariadb-client)
 	first_cmd sipp >/dev/null || missing+=(sip-tester)
 	[ ${#missing[@]} -eq 0 ] && return 0
+	install_packages "${missing[@]}"
+}
 
-	local sudo=()
+install_packages() { # debian packages...
+	local missing=("$@") sudo=()
 	if [ "$(id -u)" != 0 ]; then
 		command -v sudo >/dev/null 2>&1 || die "missing packages (${missing[*]}); not root and no sudo: install them first"
 		sudo=(sudo)
@@ -160,8 +169,8 @@ load_fixtures() { # dir
 	mysql_client "$dir" -e "CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY '$mysql_root_password';
 		GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;" ||
 		die "could not set the root password"
-	mysql_client "$dir" <"$db_dir/create_test_db.mariadb.sql" || die "loading create_test_db.mariadb.sql failed"
-	for f in jambones-sql.sql populate-test-data.sql; do
+	mysql_client "$dir" <"$db_dir/create-db.sql" || die "loading create-db.sql failed"
+	for f in schema.sql test-data.sql; do
 		mysql_client "$dir" jambones_test <"$db_dir/$f" || die "loading $f failed"
 	done
 }
@@ -209,12 +218,34 @@ export TEST_MYSQL_DATABASE=jambones_test
 export TEST_MYSQL_ROOT_DSN='root:$mysql_root_password@tcp(127.0.0.1:$mysql_port)/'
 EOF
 	printf 'export TEST_JAMBONZ_DB_DIR=%q\n' "$db_dir"
+	[ -z "$drachtio_bin" ] || printf 'export TEST_DRACHTIO_BIN=%q\n' "$drachtio_bin"
 }
 
 resolve_db_dir() {
-	db_dir=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
-	[ -f "$db_dir/jambones-sql.sql" ] || die "no jambonz SQL fixtures in $db_dir (set JAMBONZ_DB_DIR)"
+	db_dir=${JAMBONZ_DB_DIR:-$repo/testdata/jambonz-db}
+	[ -f "$db_dir/schema.sql" ] || die "no jambonz SQL fixtures in $db_dir (set JAMBONZ_DB_DIR)"
 	db_dir=$(cd "$db_dir" && pwd)
+}
+
+# resolve_drachtio sets drachtio_bin to a runnable drachtio-server, or "" when there is none
+# (the drachtio-server tests then skip, or fail under CI, saying why). The binary is not part of
+# the repository: a workspace may hold one beside it (see its README for the libraries).
+resolve_drachtio() {
+	drachtio_bin=${TEST_DRACHTIO_BIN:-}
+	if [ -z "$drachtio_bin" ] && [ -x "$repo/../shared/tools/drachtio/drachtio" ]; then
+		drachtio_bin=$(cd "$repo/../shared/tools/drachtio" && pwd)/drachtio
+	fi
+	[ -n "$drachtio_bin" ] || {
+		log "no drachtio-server binary (set TEST_DRACHTIO_BIN): its tests will skip"
+		return 0
+	}
+	[ -x "$drachtio_bin" ] || die "TEST_DRACHTIO_BIN=$drachtio_bin is not an executable"
+	if ldd "$drachtio_bin" 2>/dev/null | grep -q 'not found'; then
+		install_packages libboost-log1.74.0 libboost-thread1.74.0 libboost-filesystem1.74.0 libcurl4
+		if ldd "$drachtio_bin" | grep 'not found' >&2; then
+			die "$drachtio_bin misses libraries even after installing its runtime packages"
+		fi
+	fi
 }
 
 # ---------- modes ----------
@@ -228,6 +259,7 @@ services_only() {
 	fi
 	stop_services "$state_dir" # leftovers of a half-dead earlier run
 	ensure_packages
+	resolve_drachtio
 	mkdir -p "$state_dir"
 	chmod 700 "$state_dir"
 	# Clean up only if start-up fails half way; on success the services stay.
@@ -246,6 +278,7 @@ run_tests() {
 	resolve_db_dir
 	command -v go >/dev/null 2>&1 || die "go is not installed"
 	ensure_packages
+	resolve_drachtio
 	work=$(mktemp -d "${TMPDIR:-/tmp}/sbc-sip-sidecar-test.XXXXXX")
 	trap 'stop_services "$work"' EXIT
 	trap 'exit 130' INT

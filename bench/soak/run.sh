@@ -20,8 +20,6 @@ sip_port=17960
 http_port=17980
 work=$(mktemp -d /tmp/sbc-soak.XXXXXX)
 export TEST_STATE_DIR=/tmp/sbc-soak TEST_REDIS_PORT=${TEST_REDIS_PORT:-16388} TEST_MYSQL_PORT=${TEST_MYSQL_PORT:-13388}
-export JAMBONZ_DB_DIR=${JAMBONZ_DB_DIR:-$repo/../shared/jambonz-db}
-scen=${SIPP_SCENARIOS_DIR:-$repo/../shared/sipp-scenarios}
 
 pid=
 cleanup() {

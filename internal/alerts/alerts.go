@@ -1,4 +1,4 @@
-// Package alerts carries operator alerts (contract section 9) to where they
+// Package alerts carries operator alerts (docs/contract.md#alerts) to where they
 // are kept: InfluxDB in a cluster, the log otherwise.
 package alerts
 

@@ -31,7 +31,7 @@ type InfluxOptions struct {
 	Log     *slog.Logger
 }
 
-// Influx writes alerts to InfluxDB 1.x (contract section 9) in batches from
+// Influx writes alerts to InfluxDB 1.x (docs/contract.md#alerts) in batches from
 // a bounded queue. Alert never blocks: when the queue is full, or a write
 // fails, alerts are dropped and counted.
 type Influx struct {

@@ -248,7 +248,6 @@ type alertWriter interface {
 // created is logged, not fatal: SIP service matters more than the CLI.
 func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
 	srv := cli.NewServer(path, log)
-	cli.RegisterSettings(srv, cli.NewSettings())
 	cli.RegisterFeatureServers(srv, sets)
 	cli.RegisterRegistrations(srv, regs, time.Now)
 	ln, err := srv.Listen()
@@ -312,8 +311,8 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 
 // gaugeMembers feeds the feature/RTP server member gauges.
 func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
-	for kind, set := range map[string]string{"fs": membership.ActiveFS, "rtp": membership.ActiveRTP} {
-		if members, err := sets.Members(ctx, set); err == nil {
+	for _, kind := range membership.Kinds {
+		if members, err := sets.Members(ctx, kind.Set()); err == nil {
 			m.SetMembers(kind, len(members))
 		}
 	}

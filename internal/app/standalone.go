@@ -34,15 +34,12 @@ type Directory interface {
 // Mode says where the data comes from.
 type Mode struct {
 	EmbeddedStore bool // no Redis: memstore
-	FileDirectory bool // no MySQL: YAML file or demo
-	Demo          bool // no MySQL and no config file
+	Demo          bool // no MySQL and no config file: the built-in directory
 }
 
 // ModeOf derives the mode from the configuration.
 func ModeOf(cfg *config.Config) Mode {
-	m := Mode{EmbeddedStore: !cfg.Redis.Enabled(), FileDirectory: !cfg.MySQL.Enabled()}
-	m.Demo = m.FileDirectory && cfg.ConfigFile == ""
-	return m
+	return Mode{EmbeddedStore: !cfg.Redis.Enabled(), Demo: !cfg.MySQL.Enabled() && cfg.ConfigFile == ""}
 }
 
 // demoListen applies demo mode's loopback default.

@@ -23,10 +23,10 @@ func TestModeOf_ChoosesEachSideByConfiguration(t *testing.T) {
 		env  map[string]string
 		want Mode
 	}{
-		{"NothingConfiguredIsDemo", nil, Mode{EmbeddedStore: true, FileDirectory: true, Demo: true}},
-		{"ConfigFileIsNotDemo", map[string]string{"SIDECAR_CONFIG": "x.yaml"}, Mode{EmbeddedStore: true, FileDirectory: true}},
+		{"NothingConfiguredIsDemo", nil, Mode{EmbeddedStore: true, Demo: true}},
+		{"ConfigFileIsNotDemo", map[string]string{"SIDECAR_CONFIG": "x.yaml"}, Mode{EmbeddedStore: true}},
 		{"MySQLWithEmbeddedStore", mysql, Mode{EmbeddedStore: true}},
-		{"RedisWithDemoDirectory", map[string]string{"JAMBONES_REDIS_HOST": "r"}, Mode{FileDirectory: true, Demo: true}},
+		{"RedisWithDemoDirectory", map[string]string{"JAMBONES_REDIS_HOST": "r"}, Mode{Demo: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := ModeOf(load(t, tc.env)); got != tc.want {

@@ -1,5 +1,5 @@
 // Package auth checks REGISTER credentials: through the account's HTTP
-// registration webhook (contract section 4) or against the clients table.
+// registration webhook (docs/contract.md#registration-webhook) or against the clients table.
 package auth
 
 import (

@@ -1,7 +1,7 @@
 // Package config reads the service configuration from the environment.
 //
 // Variable names and defaults are those of jambonz's Node.js sbc-sip-sidecar
-// (contract section 1) plus a few of our own (SIP_LISTEN, SIP_PUBLIC_ADDRESS,
+// (docs/configuration.md) plus a few of our own (SIP_LISTEN, SIP_PUBLIC_ADDRESS,
 // WEBHOOK_TIMEOUT_MS ...). Every variable is parsed and validated at start-up
 // so a typo stops the process with one line naming the variable.
 package config

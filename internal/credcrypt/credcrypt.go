@@ -1,5 +1,5 @@
 // Package credcrypt encrypts and decrypts stored credentials the way the
-// jambonz api-server does (contract section 6): AES-256-CBC (AES-256-CTR with
+// jambonz api-server does (docs/contract.md#encrypted-passwords): AES-256-CBC (AES-256-CTR with
 // LEGACY_CRYPTO), key = first 32 characters of base64(SHA-256(secret)), value
 // stored as JSON {"iv": "<hex>", "content": "<hex>"}.
 package credcrypt

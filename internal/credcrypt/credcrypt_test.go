@@ -7,7 +7,7 @@ import (
 )
 
 // Fixed vectors produced independently with the openssl CLI (OpenSSL 3.0),
-// the way the api-server stores clients.password (contract section 6):
+// the way the api-server stores clients.password (docs/contract.md#encrypted-passwords):
 //
 //	SECRET='jambonz-test-secret'
 //	KEY32=$(printf '%s' "$SECRET" | openssl dgst -sha256 -binary | openssl base64 -A | cut -c1-32)

@@ -3,7 +3,7 @@
 // authenticate, route, ping/pong, reconnect with capped backoff, and the
 // client side of SIP transactions sent through the server.
 //
-// The wire format is described in shared/drachtio-protocol.md: every frame is
+// The wire format is described in docs/drachtio-protocol.md: every frame is
 // "<byte length>#<payload>", the payload a "|"-separated leader optionally
 // followed by CRLF and a SIP message.
 package drachtio

@@ -1,5 +1,5 @@
 // Package membership keeps the cluster-wide sets of feature servers and RTP
-// servers that announce themselves with OPTIONS check-ins (contract §2, §7):
+// servers that announce themselves with OPTIONS check-ins (docs/contract.md#redis):
 // `<cluster>:active-fs`, `<cluster>:fs-service-url`, `<cluster>:active-rtp`
 // and the drain list `<cluster>:drained-fs`.
 //
@@ -32,6 +32,27 @@ const (
 	ActiveRTP    = "active-rtp"
 	DrainedFS    = "drained-fs"
 )
+
+// Kind is a kind of member. Its value is the name the member count is published under: the
+// StatsD gauge of the original sidecar and the kind label of the members Prometheus gauge.
+type Kind string
+
+// The kinds of members.
+const (
+	FeatureServers Kind = "featureservers"
+	RTPServers     Kind = "rtpservers"
+)
+
+// Kinds lists every kind, in a fixed order.
+var Kinds = []Kind{FeatureServers, RTPServers}
+
+// Set is the set (without the cluster prefix) holding the members of kind k.
+func (k Kind) Set() string {
+	if k == RTPServers {
+		return ActiveRTP
+	}
+	return ActiveFS
+}
 
 // Sets is the Redis implementation.
 type Sets struct {

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 )
 
 const namespace = "sbc_sip_sidecar"
@@ -26,12 +28,6 @@ const (
 	Redis   = "redis"
 	MySQL   = "mysql"
 	Webhook = "webhook"
-)
-
-// Member kinds of SetMembers (also the original's StatsD gauge names).
-const (
-	FeatureServers = "featureservers"
-	RTPServers     = "rtpservers"
 )
 
 // Metrics records what the service does.
@@ -192,14 +188,14 @@ func (m *Metrics) SetRegbotAgents(state string, n int) {
 	m.regbotAgents.WithLabelValues(state).Set(float64(n))
 }
 
-// SetMembers sets the number of feature servers (FeatureServers) or RTP
-// servers (RTPServers) in service.
-func (m *Metrics) SetMembers(kind string, n int) {
+// SetMembers sets the number of feature servers or RTP servers in service;
+// the kind is the gauge's name in StatsD and its label in Prometheus.
+func (m *Metrics) SetMembers(kind membership.Kind, n int) {
 	if m == nil {
 		return
 	}
-	m.members.WithLabelValues(kind).Set(float64(n))
-	m.statsd.Gauge(kind, int64(n))
+	m.members.WithLabelValues(string(kind)).Set(float64(n))
+	m.statsd.Gauge(string(kind), int64(n))
 }
 
 // BackendError counts one failed call to backend (Redis, MySQL, Webhook).

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
 )
 
@@ -74,7 +75,7 @@ func TestStatsD_TCPSendsNewlineTerminatedLines(t *testing.T) {
 	defer sd.Close()
 	m := metrics.New("test", sd)
 	m.SetActiveBindings(7)
-	m.SetMembers(metrics.FeatureServers, 2)
+	m.SetMembers(membership.FeatureServers, 2)
 	select {
 	case lines := <-got:
 		if strings.Join(lines, "\n") != "sbc.users.count:7|g\nfeatureservers:2|g" {
@@ -91,6 +92,6 @@ func TestMetrics_NilIsSafe(t *testing.T) {
 	m.ObserveWebhook(time.Millisecond, 500)
 	m.SetActiveBindings(1)
 	m.SetRegbotAgents("registered", 1)
-	m.SetMembers(metrics.RTPServers, 1)
+	m.SetMembers(membership.RTPServers, 1)
 	m.BackendError(metrics.Redis)
 }

@@ -1,4 +1,4 @@
-// Package options answers inbound OPTIONS (contract §7): plain keepalives get
+// Package options answers inbound OPTIONS (docs/contract.md#sip-answers): plain keepalives get
 // 200; check-ins of feature servers (X-FS-Status) and RTP servers
 // (X-RTP-Status) update the cluster's membership sets and are answered with
 // X-Members, the size of the set.

@@ -1,6 +1,6 @@
 // Package pinger sends OPTIONS to carrier gateways that ask for it and keeps
-// the gateway blacklist in Redis that sbc-outbound reads (contract
-// sections 2 and 3): a gateway not answering 200 is blacklisted for
+// the gateway blacklist in Redis that sbc-outbound reads
+// (docs/contract.md#redis, #mysql): a gateway not answering 200 is blacklisted for
 // OPTIONS_PING_TTL, a later 200 lifts it, answers listed in
 // OPTIONS_RESPONSE_REMOVE turn the pings off.
 package pinger

@@ -45,7 +45,7 @@ const (
 // trunk's gateway address.
 func EphemeralKey(ip string) string { return "eph-gw-ip:" + ip }
 
-// ephemeralTTL is the key TTL of eph-gw-ip:<ip> hashes (contract section 2).
+// ephemeralTTL is the key TTL of eph-gw-ip:<ip> hashes (docs/contract.md#redis).
 const ephemeralTTL = 7200 * time.Second
 
 // agent keeps one carrier registration alive.
@@ -155,7 +155,7 @@ func (a *agent) run() {
 
 func (a *agent) aor() string { return a.fromURI.User + "@" + a.realm }
 
-// statusJSON is voip_carriers.register_status (contract section 3).
+// statusJSON is voip_carriers.register_status (docs/contract.md#mysql).
 type statusJSON struct {
 	Status    string `json:"status"`
 	Reason    string `json:"reason"`
@@ -286,7 +286,7 @@ func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.
 	return res, req2, err
 }
 
-// request builds a REGISTER (contract section 8) with the next CSeq.
+// request builds a REGISTER (docs/contract.md#outbound-registration) with the next CSeq.
 func (a *agent) request(expires int) (*sip.Request, error) {
 	var ruri sip.Uri
 	if err := sip.ParseUri(a.scheme+":"+a.realm, &ruri); err != nil {

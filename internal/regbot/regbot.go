@@ -1,5 +1,5 @@
 // Package regbot registers this SBC to the carriers that require it
-// (contract section 8): one leader per cluster does the work, one agent per
+// (docs/contract.md#outbound-registration): one leader per cluster does the work, one agent per
 // unique (host, realm, username, password), agents restarted only when their
 // row changes.
 package regbot

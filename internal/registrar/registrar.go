@@ -1,9 +1,9 @@
 // Package registrar answers inbound REGISTER requests.
 //
-// A request flows through a chain of small stages, in the order of the
-// original sbc-sip-sidecar (contract section 5):
+// A request flows through a chain of small stages: our admission check, then
+// the order of the original sbc-sip-sidecar (docs/contract.md#sip-answers):
 //
-//	rejectIPv4 -> parse -> cache -> account -> deviceLimit -> challenge -> authenticate -> bind
+//	admit -> rejectIPv4 -> parse -> cache -> account -> deviceLimit -> challenge -> authenticate -> bind
 //
 // Each stage either answers or passes the typed Registration on. The chain
 // knows nothing of how SIP arrived (sipfront) or where data lives: it consumes
@@ -30,7 +30,7 @@ import (
 const NATExpires = 30
 
 // Binding is what the cluster knows of a registered device; its JSON is the
-// `user:<aor>` value other jambonz programs read (contract section 2).
+// `user:<aor>` value other jambonz programs read (docs/contract.md#the-binding-useraor).
 type Binding struct {
 	Contact                 string `json:"contact"`
 	SBCAddress              string `json:"sbcAddress"`
@@ -108,14 +108,13 @@ type Directory interface {
 
 // AuthRequest is what an Authenticator checks.
 type AuthRequest struct {
-	Account  *Account
-	Creds    *digest.Credentials
-	Method   string
-	Expires  int
-	Source   netip.AddrPort
-	CallID   string
-	Headers  map[string]string // request headers, lower-case names
-	Register *Registration
+	Account *Account
+	Creds   *digest.Credentials
+	Method  string
+	Expires int
+	Source  netip.AddrPort
+	CallID  string
+	Headers map[string]string // request headers, lower-case names
 }
 
 // Grant is an Authenticator's verdict.

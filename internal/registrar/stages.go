@@ -391,14 +391,13 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		auth, via = a.d.Webhook, "webhook"
 	}
 	grant, err := auth.Authenticate(ctx, AuthRequest{
-		Account:  r.Account,
-		Creds:    r.Creds,
-		Method:   string(r.Req.Msg.Method),
-		Expires:  r.Expires,
-		Source:   r.Req.Source,
-		CallID:   r.Req.CallID(),
-		Headers:  lowerHeaders(r.Req.Msg),
-		Register: r,
+		Account: r.Account,
+		Creds:   r.Creds,
+		Method:  string(r.Req.Msg.Method),
+		Expires: r.Expires,
+		Source:  r.Req.Source,
+		CallID:  r.Req.CallID(),
+		Headers: lowerHeaders(r.Req.Msg),
 	})
 	if err != nil {
 		r.Log.Error("register: authentication failed to run", "via", via, "err", err)

@@ -1,5 +1,5 @@
 // Package sbcaddr keeps this SBC's public SIP addresses in the
-// `sbc_addresses` table (contract §3): the portal and api-server list them
+// `sbc_addresses` table (docs/contract.md#mysql): the portal and api-server list them
 // (DNS records for SIP realms, carrier whitelisting). Each address is
 // upserted at start and every SBC_PUBLIC_ADDRESS_KEEP_ALIVE_IN_MILISECOND;
 // rows of SBCs that stopped refreshing for DEAD_SBC_IN_SECOND are deleted.

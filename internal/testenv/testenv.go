@@ -1,5 +1,6 @@
 // Package testenv gives tests the external services that scripts/test.sh starts (Redis,
-// MariaDB with the jambonz schema, sipp and the shared sipp scenarios).
+// MariaDB loaded with testdata/jambonz-db, sipp and the scenarios in testdata/sipp, a
+// drachtio-server binary when one is available).
 //
 // A test asks for what it needs; when the service is not configured the test is skipped on a
 // developer's machine and fails under CI (CI=true), so a broken CI set-up cannot pass silently.
@@ -56,7 +57,7 @@ type MySQLEnv struct {
 	Database string
 	// RootDSN is a go-sql-driver/mysql DSN for root (over TCP with a password), without a database.
 	RootDSN string
-	// DBDir is the absolute path of the jambonz SQL fixtures (shared/jambonz-db).
+	// DBDir is the absolute path of the jambonz SQL fixtures (testdata/jambonz-db).
 	DBDir string
 }
 
@@ -108,8 +109,8 @@ func Sipp(t testing.TB) string {
 	return path
 }
 
-// ScenarioDir returns the absolute path of the original's sipp scenarios: SIPP_SCENARIOS_DIR,
-// or shared/sipp-scenarios beside the module root.
+// ScenarioDir returns the absolute path of the sipp scenarios and user lists the tests run:
+// SIPP_SCENARIOS_DIR, or testdata/sipp of the module (testdata/sipp/README.md lists them).
 func ScenarioDir(t testing.TB) string {
 	t.Helper()
 	dir := os.Getenv("SIPP_SCENARIOS_DIR")
@@ -118,7 +119,7 @@ func ScenarioDir(t testing.TB) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir = filepath.Join(root, "..", "shared", "sipp-scenarios")
+		dir = filepath.Join(root, "testdata", "sipp")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -130,9 +131,8 @@ func ScenarioDir(t testing.TB) string {
 	return abs
 }
 
-// moduleRoot finds the directory holding go.mod, upward from the working directory (go test
+// ModuleRoot returns the directory holding go.mod, upward from the working directory (go test
 // runs each test in its package directory).
-// ModuleRoot returns the directory of go.mod above the working directory.
 func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
@@ -180,7 +180,7 @@ func openRoot(env MySQLEnv) (*sql.DB, error) {
 }
 
 // LoadSQL runs a SQL file (many statements) as root in the test database. A relative file name
-// is taken in env.DBDir, e.g. LoadSQL(t, env, "populate-test-data2.sql").
+// is taken in env.DBDir, e.g. LoadSQL(t, env, "test-data.sql").
 func LoadSQL(t testing.TB, env MySQLEnv, file string) {
 	t.Helper()
 	if err := loadSQL(env, file); err != nil {
@@ -205,4 +205,19 @@ func loadSQL(env MySQLEnv, file string) error {
 		return fmt.Errorf("loading %s: %w", file, err)
 	}
 	return nil
+}
+
+// DrachtioBin returns the path of a real drachtio-server binary, from TEST_DRACHTIO_BIN, which
+// scripts/test.sh sets when it finds one (the binary is not part of the repository).
+func DrachtioBin(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("TEST_DRACHTIO_BIN")
+	if bin == "" {
+		unavailable(t, "no drachtio-server binary: TEST_DRACHTIO_BIN is not set (scripts/test.sh sets it "+
+			"when ../shared/tools/drachtio/drachtio exists)")
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		unavailable(t, "TEST_DRACHTIO_BIN=%s is not an executable file", bin)
+	}
+	return bin
 }

@@ -37,7 +37,7 @@ func TestScenarioDir_EnvOverride(t *testing.T) {
 	}
 }
 
-func TestScenarioDir_HoldsOriginalScenarios(t *testing.T) {
+func TestScenarioDir_HoldsScenarios(t *testing.T) {
 	dir := ScenarioDir(t)
 	if _, err := os.Stat(filepath.Join(dir, "uac-register-auth-success.xml")); err != nil {
 		t.Fatal(err)

@@ -113,16 +113,24 @@ func insertCarrier(t *testing.T, db *sql.DB, carrier, insertCarrierSQL string, a
 
 // TestDrachtioRegbotThroughFront runs the service in drachtio mode with a
 // carrier requiring registration: the REGISTER and its digest retry go out
-// through the drachtio-server stand-in to a sipp carrier that challenges,
-// and the carrier sees Call-ID = sip_gateway_sid, the same From tag and
-// CSeq + 1 on the retry; register_status in MySQL says ok.
+// through drachtio-server to a sipp carrier that challenges, and the carrier
+// sees Call-ID = sip_gateway_sid, the same From tag and CSeq + 1 on the
+// retry; register_status in MySQL says ok.
 func TestDrachtioRegbotThroughFront(t *testing.T) {
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) { testDrachtioRegbot(t, kind) })
+	}
+}
+
+func testDrachtioRegbot(t *testing.T, kind peerKind) {
 	db := mysqlDB(t)
 	rdb := redisClient(t)
 	const cluster = "e2e-drachtio-regbot"
 	rdb.Del(context.Background(), cluster+":regbot-token")
 	const carrier, gateway = "ffffffff-0000-4000-8000-0000000006b1", "ffffffff-0000-4000-8000-0000000006b2"
-	const gwIP, gwPort = "127.0.0.51", 16820
+	const gwIP = "127.0.0.51"
+	gwPort, _ := peerPorts(kind, 16820, 0)
+	sipPort, ctl := peerPorts(kind, 16800, 19700)
 	msgLog := carrierUAS(t, "uas-auth-register.xml", gwIP, gwPort)
 	insertCarrier(t, db, carrier, `INSERT INTO voip_carriers (voip_carrier_sid, name, requires_register, register_username,
   register_sip_realm, register_password, register_public_ip_in_contact)
@@ -132,15 +140,13 @@ func TestDrachtioRegbotThroughFront(t *testing.T) {
 	// The service starts while drachtio-server is not up yet: the regbot
 	// must wait for the connection rather than fail its first REGISTER and
 	// wait for the failure retry interval (5 min).
-	env := drachtioEnv(t, 19700)
+	env := drachtioEnv(t, ctl)
 	env["JAMBONES_CLUSTER_ID"] = cluster
 	env["JAMBONES_REGBOT_START_DELAY_MAX_MS"] = "1"
 	env["JAMBONES_REGBOT_STATUS_INTERVAL_MS"] = "500"
 	env["SEND_OPTIONS_PING_INTERVAL"] = "3600"
 	proc := sidecar.Start(t, env, "drachtio: connection ended, reconnecting")
-	so := stubOptions(16800, 19700, "203.0.113.10")
-	so.WriteChunk = 7
-	stub := drachtiostub.Start(t, so)
+	peer := startPeer(t, kind, sipPort, ctl, "203.0.113.10")
 	status := func() map[string]any {
 		var s sql.NullString
 		_ = db.QueryRow(`SELECT register_status FROM voip_carriers WHERE voip_carrier_sid = ?`, carrier).Scan(&s)
@@ -186,12 +192,13 @@ func TestDrachtioRegbotThroughFront(t *testing.T) {
 	}
 	// register_public_ip_in_contact: the Contact carries drachtio's public
 	// address (from its hostports).
-	if c := header(retry, "Contact"); !strings.Contains(c, "@203.0.113.10:16800") {
-		t.Errorf("Contact = %q, want drachtio's public address 203.0.113.10:16800", c)
+	public := fmt.Sprintf("203.0.113.10:%d", sipPort)
+	if c := header(retry, "Contact"); !strings.Contains(c, "@"+public) {
+		t.Errorf("Contact = %q, want drachtio's public address %s", c, public)
 	}
 	// Both went out from drachtio's SIP socket, not from one of ours.
-	if v := header(retry, "Via"); !strings.Contains(v, "203.0.113.10:16800") {
-		t.Errorf("Via = %q, want drachtio's address", v)
+	if v := header(retry, "Via"); !strings.Contains(v, public) {
+		t.Errorf("Via = %q, want drachtio's address %s", v, public)
 	}
 
 	s := status()
@@ -204,18 +211,24 @@ func TestDrachtioRegbotThroughFront(t *testing.T) {
 	if strings.Contains(proc.Logs(), "REGISTER could not be sent") {
 		t.Error("the regbot sent before the front was connected")
 	}
-	if sent := stub.Sent(); len(sent) < 2 {
-		t.Errorf("stand-in relayed %d requests, want 2", len(sent))
+	if stub, ok := peer.(stubPeer); ok && len(stub.Sent()) < 2 {
+		t.Errorf("stand-in relayed %d requests, want 2", len(stub.Sent()))
 	}
-	if v := stub.Violations(); len(v) != 0 {
+	if v := peer.Violations(); len(v) != 0 {
 		t.Errorf("protocol violations: %v", v)
 	}
 }
 
-// TestDrachtioGatewayPingsThroughFront: OPTIONS pings go out through the
-// drachtio-server stand-in; a gateway answering 200 is not blacklisted, one
+// TestDrachtioGatewayPingsThroughFront: OPTIONS pings go out through
+// drachtio-server; a gateway answering 200 is not blacklisted, one
 // answering 503 gets blacklist-sip-gateway:<sid>.
 func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) { testDrachtioGatewayPings(t, kind) })
+	}
+}
+
+func testDrachtioGatewayPings(t *testing.T, kind peerKind) {
 	db := mysqlDB(t)
 	rdb := redisClient(t)
 	ctx := context.Background()
@@ -223,12 +236,15 @@ func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
 	const ok, bad = "ffffffff-0000-4000-8000-0000000006c2", "ffffffff-0000-4000-8000-0000000006c3"
 	rdb.Del(ctx, "blacklist-sip-gateway:"+ok, "blacklist-sip-gateway:"+bad)
 	t.Cleanup(func() { rdb.Del(ctx, "blacklist-sip-gateway:"+ok, "blacklist-sip-gateway:"+bad) })
-	okLog := carrierUAS(t, "../../internal/pinger/testdata/uas-options-200.xml", "127.0.0.52", 16830)
-	badLog := carrierUAS(t, "../../internal/pinger/testdata/uas-options-503.xml", "127.0.0.53", 16831)
+	okPort, _ := peerPorts(kind, 16830, 0)
+	badPort, _ := peerPorts(kind, 16831, 0)
+	sipPort, ctl := peerPorts(kind, 16801, 19701)
+	okLog := carrierUAS(t, "../../internal/pinger/testdata/uas-options-200.xml", "127.0.0.52", okPort)
+	badLog := carrierUAS(t, "../../internal/pinger/testdata/uas-options-503.xml", "127.0.0.53", badPort)
 	insertCarrier(t, db, carrier, `INSERT INTO voip_carriers (voip_carrier_sid, name) VALUES (?, 'e2e-drachtio-pings')`,
-		[]any{carrier}, [][4]any{{ok, "127.0.0.52", 16830, 1}, {bad, "127.0.0.53", 16831, 1}})
+		[]any{carrier}, [][4]any{{ok, "127.0.0.52", okPort, 1}, {bad, "127.0.0.53", badPort, 1}})
 
-	stub, proc := startThroughDrachtio(t, 16801, 19701, map[string]string{
+	peer, proc := startThroughDrachtio(t, kind, sipPort, ctl, map[string]string{
 		"JAMBONES_CLUSTER_ID":        "e2e-drachtio-pings",
 		"SEND_OPTIONS_PING_INTERVAL": "1",
 		"OPTIONS_PING_TTL":           "300",
@@ -253,7 +269,7 @@ func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
 	}
 	for _, m := range received(t, badLog) {
 		if strings.HasPrefix(m, "OPTIONS ") {
-			if v := header(m, "Via"); !strings.Contains(v, "203.0.113.10:16801") {
+			if v := header(m, "Via"); !strings.Contains(v, fmt.Sprintf("203.0.113.10:%d", sipPort)) {
 				t.Errorf("ping Via = %q, want drachtio's address", v)
 			}
 			if f := header(m, "From"); !strings.Contains(f, "@203.0.113.10") {
@@ -262,24 +278,30 @@ func TestDrachtioGatewayPingsThroughFront(t *testing.T) {
 			break
 		}
 	}
-	if !strings.Contains(proc.Logs(), "127.0.0.53:16831;transport=udp unsuccessfully, received: 503") {
+	if !strings.Contains(proc.Logs(), fmt.Sprintf("127.0.0.53:%d;transport=udp unsuccessfully, received: 503", badPort)) {
 		t.Errorf("no alert for the 503 gateway")
 	}
-	if v := stub.Violations(); len(v) != 0 {
+	if v := peer.Violations(); len(v) != 0 {
 		t.Errorf("protocol violations: %v", v)
 	}
 }
 
-// TestDrachtioOptionsScenarios runs the original OPTIONS check-in scenarios
-// through the drachtio front: the same X-Members answers and Redis sets as
-// in native mode (TestOptionsScenarios), with the source address and port
-// as drachtio reports them.
+// TestDrachtioOptionsScenarios runs the OPTIONS check-in scenarios through
+// the drachtio front: the same X-Members answers and Redis sets as in
+// native mode (TestOptionsScenarios), with the source address and port as
+// drachtio reports them.
 func TestDrachtioOptionsScenarios(t *testing.T) {
-	rdb := redisClient(t)
-	stub, _ := startThroughDrachtio(t, 16802, 19702, nil)
-	runCheckInSteps(t, rdb, "127.0.0.1:16802", 16840)
-	if v := stub.Violations(); len(v) != 0 {
-		t.Errorf("protocol violations: %v", v)
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			rdb := redisClient(t)
+			sipPort, ctl := peerPorts(kind, 16802, 19702)
+			sippPort, _ := peerPorts(kind, 16840, 0)
+			peer, _ := startThroughDrachtio(t, kind, sipPort, ctl, nil)
+			runCheckInSteps(t, rdb, fmt.Sprintf("127.0.0.1:%d", sipPort), sippPort)
+			if v := peer.Violations(); len(v) != 0 {
+				t.Errorf("protocol violations: %v", v)
+			}
+		})
 	}
 }
 
@@ -307,14 +329,21 @@ func stubOptions(sipPort, ctl int, external string) drachtiostub.Options {
 // comes back with another external IP, at the reconnect (not at the next
 // keep-alive, an hour away here).
 func TestDrachtioSBCAddresses(t *testing.T) {
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) { testDrachtioSBCAddresses(t, kind) })
+	}
+}
+
+func testDrachtioSBCAddresses(t *testing.T, kind peerKind) {
 	db := mysqlDB(t)
 	redisClient(t)
 	const before, after = "203.0.113.70", "203.0.113.71"
 	cleanup := func() { _, _ = db.Exec(`DELETE FROM sbc_addresses WHERE ipv4 IN (?, ?)`, before, after) }
 	cleanup()
 	t.Cleanup(cleanup)
-	stub := drachtiostub.Start(t, stubOptions(16803, 19703, before))
-	env := drachtioEnv(t, 19703)
+	sipPort, ctl := peerPorts(kind, 16803, 19703)
+	peer := startPeer(t, kind, sipPort, ctl, before)
+	env := drachtioEnv(t, ctl)
 	env["SBC_PUBLIC_ADDRESS_KEEP_ALIVE_IN_MILISECOND"] = "3600000"
 	env["DEAD_SBC_IN_SECOND"] = "7200"
 	sidecar.Start(t, env, "drachtio front connected")
@@ -325,21 +354,17 @@ func TestDrachtioSBCAddresses(t *testing.T) {
 		return port, tls, wss, n
 	}
 	eventuallyTrue(t, 10*time.Second, "row of "+before, func() bool { _, _, _, n := row(before); return n > 0 })
-	if port, tls, wss, n := row(before); port != 16803 || tls.Valid || wss.Valid || n != 1 {
-		t.Errorf("row of %s = port %d tls %v wss %v (%d rows), want port 16803 only, one row", before, port, tls, wss, n)
+	if port, tls, wss, n := row(before); port != sipPort || tls.Valid || wss.Valid || n != 1 {
+		t.Errorf("row of %s = port %d tls %v wss %v (%d rows), want port %d only, one row", before, port, tls, wss, n, sipPort)
 	}
 	var private int
 	if err := db.QueryRow(`SELECT COUNT(*) FROM sbc_addresses WHERE ipv4 = '127.0.0.1'`).Scan(&private); err != nil || private != 0 {
 		t.Errorf("local hostports announced: %d rows for 127.0.0.1 (%v)", private, err)
 	}
 
-	stub.StopControl()
-	stub.SetExternalIP(after)
-	if err := stub.StartControl(); err != nil {
-		t.Fatal(err)
-	}
+	peer.Restart(t, after)
 	eventuallyTrue(t, 15*time.Second, "row of "+after+" after the reconnect", func() bool { _, _, _, n := row(after); return n > 0 })
-	if port, _, _, n := row(after); port != 16803 || n != 1 {
+	if port, _, _, n := row(after); port != sipPort || n != 1 {
 		t.Errorf("row of %s = port %d (%d rows)", after, port, n)
 	}
 }

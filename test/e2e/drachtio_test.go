@@ -7,94 +7,123 @@ import (
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/drachtiostub"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
 )
 
-// startThroughDrachtio runs the drachtio-server stand-in on sipPort (udp and
-// tcp) and control port ctl, and the service connected to it.
-func startThroughDrachtio(t *testing.T, sipPort, ctl int, extra map[string]string) (*drachtiostub.Server, *sidecar.Proc) {
+// startThroughDrachtio runs a drachtio-server of kind on sipPort (udp and tcp) and control port
+// ctl, announcing 203.0.113.10, and the service connected to it.
+func startThroughDrachtio(t *testing.T, kind peerKind, sipPort, ctl int, extra map[string]string) (drachtioPeer, *sidecar.Proc) {
 	t.Helper()
-	stub := drachtiostub.Start(t, drachtiostub.Options{
-		Control:    fmt.Sprintf("127.0.0.1:%d", ctl),
-		Secret:     "cymru",
-		SIP:        []drachtiostub.Listen{{Transport: "udp", Addr: fmt.Sprintf("127.0.0.1:%d", sipPort)}, {Transport: "tcp", Addr: fmt.Sprintf("127.0.0.1:%d", sipPort)}},
-		ExternalIP: "203.0.113.10",
-		WriteChunk: 7, // every frame split across reads
-	})
-	env := sidecar.BaseEnv(t)
-	env["DRACHTIO_HOST"] = "127.0.0.1"
-	env["DRACHTIO_PORT"] = fmt.Sprint(ctl)
-	env["DRACHTIO_SECRET"] = "cymru"
-	env["JAMBONES_NETWORK_CIDR"] = "127.0.0.0/8"
+	peer := startPeer(t, kind, sipPort, ctl, "203.0.113.10")
+	env := drachtioEnv(t, ctl)
 	for k, v := range extra {
 		env[k] = v
 	}
 	p := sidecar.Start(t, env, "drachtio front connected")
-	return stub, p
+	return peer, p
 }
 
-// TestDrachtioRegisterScenarios runs the original REGISTER scenarios through
-// the drachtio front and checks the same Redis results as in native mode,
-// with sbcAddress = drachtio's hostports verbatim and privateSbcAddress from
-// its local hostports.
+// TestDrachtioRegisterScenarios runs the REGISTER scenarios through the drachtio front and
+// checks the same Redis results as in native mode, with sbcAddress = drachtio's hostports
+// verbatim and privateSbcAddress from its local hostports.
 func TestDrachtioRegisterScenarios(t *testing.T) {
-	for _, tc := range []struct {
-		transport, sippTransport string
-		sipPort, ctl, sippPort   int
-	}{
-		{"udp", "u1", 16600, 19600, 16610},
-		{"tcp", "t1", 16601, 19601, 16611},
-	} {
-		t.Run(tc.transport, func(t *testing.T) {
-			rdb := redisClient(t)
-			opts := authserver.DefaultOptions()
-			opts.WebhookSecret = "foobar"
-			hook := sidecar.Webhook(t, opts)
-			stub, _ := startThroughDrachtio(t, tc.sipPort, tc.ctl, nil)
-			want := binding{
-				Contact:           fmt.Sprintf("sip:sipp@127.0.0.1:%d", tc.sippPort),
-				SBCAddress:        fmt.Sprintf("udp/203.0.113.10:%d,tcp/203.0.113.10:%d", tc.sipPort, tc.sipPort),
-				PrivateSBCAddress: fmt.Sprintf("127.0.0.1:%d", tc.sipPort),
-				Protocol:          tc.transport,
-				Proxy:             fmt.Sprintf("sip:127.0.0.1:%d", tc.sippPort),
-				CallHook:          "http://127.0.0.1/call",
-				CallStatusHook:    "http://127.0.0.1/call-status",
+	for _, kind := range peerKinds {
+		for _, tc := range []struct {
+			transport, sippTransport string
+			sipPort, ctl, sippPort   int
+		}{
+			{"udp", "u1", 16600, 19600, 16610},
+			{"tcp", "t1", 16601, 19601, 16611},
+		} {
+			t.Run(string(kind)+"/"+tc.transport, func(t *testing.T) {
+				sipPort, ctl := peerPorts(kind, tc.sipPort, tc.ctl)
+				sippPort, _ := peerPorts(kind, tc.sippPort, 0)
+				rdb := redisClient(t)
+				opts := authserver.DefaultOptions()
+				opts.WebhookSecret = "foobar"
+				hook := sidecar.Webhook(t, opts)
+				peer, _ := startThroughDrachtio(t, kind, sipPort, ctl, nil)
+				want := binding{
+					Contact:           fmt.Sprintf("sip:sipp@127.0.0.1:%d", sippPort),
+					SBCAddress:        wantHostports(t, peer, "203.0.113.10", sipPort),
+					PrivateSBCAddress: fmt.Sprintf("127.0.0.1:%d", sipPort),
+					Protocol:          tc.transport,
+					Proxy:             fmt.Sprintf("sip:127.0.0.1:%d", sippPort),
+					CallHook:          "http://127.0.0.1/call",
+					CallStatusHook:    "http://127.0.0.1/call-status",
+				}
+				registerScenarios(t, rdb, hook, fmt.Sprintf("127.0.0.1:%d", sipPort), sippPort, tc.sippTransport, want,
+					func(_ binding, _ map[string]any, call authserver.Recorded) {
+						if f := call.Fields; f.SourcePort != sippPort || f.SourceAddress != "127.0.0.1" {
+							t.Errorf("webhook source = %s:%d, want 127.0.0.1:%d", f.SourceAddress, f.SourcePort, sippPort)
+						}
+					})
+				if v := peer.Violations(); len(v) != 0 {
+					t.Errorf("protocol violations: %v", v)
+				}
+			})
+		}
+	}
+}
+
+// TestDrachtioOptionsPing runs the OPTIONS keepalive scenario (200 without X-Members) through
+// the drachtio front, over UDP and TCP.
+func TestDrachtioOptionsPing(t *testing.T) {
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			sipPort, ctl := peerPorts(kind, 16603, 19603)
+			sippPort, _ := peerPorts(kind, 16613, 0)
+			peer, _ := startThroughDrachtio(t, kind, sipPort, ctl, nil)
+			for _, tr := range []string{"u1", "t1"} {
+				sidecar.Run(t, sidecar.Sipp{Scenario: "uac-external-options-ping.xml", Target: fmt.Sprintf("127.0.0.1:%d", sipPort),
+					LocalPort: sippPort, Transport: tr, Calls: 20, Rate: 50})
 			}
-			if stub.Hostports() != want.SBCAddress {
-				t.Fatalf("stub hostports %q, test expects %q", stub.Hostports(), want.SBCAddress)
-			}
-			registerScenarios(t, rdb, hook, fmt.Sprintf("127.0.0.1:%d", tc.sipPort), tc.sippPort, tc.sippTransport, want,
-				func(_ binding, _ map[string]any, call authserver.Recorded) {
-					if f := call.Fields; f.SourcePort != tc.sippPort || f.SourceAddress != "127.0.0.1" {
-						t.Errorf("webhook source = %s:%d, want 127.0.0.1:%d", f.SourceAddress, f.SourcePort, tc.sippPort)
-					}
-				})
-			if v := stub.Violations(); len(v) != 0 {
+			if v := peer.Violations(); len(v) != 0 {
 				t.Errorf("protocol violations: %v", v)
 			}
 		})
 	}
 }
 
-// TestDrachtioOptionsPing runs the original OPTIONS keepalive scenario
-// (200 without X-Members) through the drachtio front, over UDP and TCP.
-func TestDrachtioOptionsPing(t *testing.T) {
-	stub, _ := startThroughDrachtio(t, 16603, 19603, nil)
-	for _, tr := range []string{"u1", "t1"} {
-		sidecar.Run(t, sidecar.Sipp{Scenario: "uac-external-options-ping.xml", Target: "127.0.0.1:16603",
-			LocalPort: 16613, Transport: tr, Calls: 20, Rate: 50})
-	}
-	if v := stub.Violations(); len(v) != 0 {
-		t.Errorf("protocol violations: %v", v)
+// TestDrachtioReconnectAfterServerRestart: drachtio-server is restarted between two OPTIONS
+// runs; the service reconnects, routes again and answers every request of the second run.
+func TestDrachtioReconnectAfterServerRestart(t *testing.T) {
+	for _, kind := range peerKinds {
+		t.Run(string(kind), func(t *testing.T) {
+			sipPort, ctl := peerPorts(kind, 16606, 19606)
+			sippPort, _ := peerPorts(kind, 16616, 0)
+			peer, proc := startThroughDrachtio(t, kind, sipPort, ctl, nil)
+			target := fmt.Sprintf("127.0.0.1:%d", sipPort)
+			run := func() {
+				sidecar.Run(t, sidecar.Sipp{Scenario: "uac-external-options-ping.xml", Target: target,
+					LocalPort: sippPort, Calls: 50, Rate: 100})
+			}
+			run()
+			peer.Restart(t, "")
+			waitFor(t, "reconnected after the restart", func() bool {
+				return strings.Count(proc.Logs(), "drachtio front connected") == 2
+			})
+			run()
+			select {
+			case <-proc.Done():
+				t.Fatalf("service exited: %s", proc.Logs())
+			default:
+			}
+			if strings.Contains(proc.Logs(), "panic") {
+				t.Errorf("service logged a panic")
+			}
+		})
 	}
 }
 
 // TestDrachtioPeerRestartUnderLoad kills drachtio-server's control side in
 // the middle of a sipp run and brings it back: the service reconnects,
 // routes again and answers every new request; it neither exits nor panics.
+//
+// Stand-in only: it counts what it answered and routed, which a real server does not tell.
 func TestDrachtioPeerRestartUnderLoad(t *testing.T) {
-	stub, proc := startThroughDrachtio(t, 16604, 19604, nil)
+	peer, proc := startThroughDrachtio(t, standIn, 16604, 19604, nil)
+	stub := peer.(stubPeer)
 	target := "127.0.0.1:16604"
 	load := make(chan error, 1)
 	go func() {

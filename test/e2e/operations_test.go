@@ -132,7 +132,7 @@ func statsdListener(t *testing.T, addr string) <-chan string {
 	return lines
 }
 
-// TestMetricsAfterSippRun runs the original scenarios over TCP, then checks
+// TestMetricsAfterSippRun runs REGISTER scenarios over TCP, then checks
 // that /metrics moved by exactly what was sent and that the original's
 // StatsD metrics reached a StatsD listener.
 func TestMetricsAfterSippRun(t *testing.T) {

@@ -33,7 +33,7 @@ const (
 
 var membersRe = regexp.MustCompile(`(?m)^X-Members:\s*(\S*)`)
 
-// checkIn runs one original OPTIONS scenario from ip:port and returns the
+// checkIn runs one OPTIONS check-in scenario (testdata/sipp) from ip:port and returns the
 // X-Members value of the 200 ("" when absent), read from sipp's message trace.
 func checkIn(t *testing.T, target, scenario, ip string, port int) string {
 	t.Helper()
@@ -62,7 +62,7 @@ func setMembers(t *testing.T, rdb *redis.Client, key string) string {
 	return strings.Join(m, ",")
 }
 
-// checkInStep is one original OPTIONS scenario from ip and the expected
+// checkInStep is one OPTIONS check-in scenario from ip and the expected
 // X-Members and sets after it.
 type checkInStep struct {
 	scenario, ip          string
@@ -70,7 +70,7 @@ type checkInStep struct {
 	activeFS, rtp, fsURLs string
 }
 
-// checkInSteps are the original's OPTIONS scenarios in its order, sent from
+// checkInSteps are the OPTIONS check-in scenarios in the original's test order, sent from
 // port of each address.
 func checkInSteps(port int) []checkInStep {
 	fs1 := fmt.Sprintf("127.0.0.20:%d", port)
@@ -108,7 +108,7 @@ func runCheckInSteps(t *testing.T, rdb *redis.Client, target string, port int) {
 	}
 }
 
-// TestOptionsScenarios runs the original's OPTIONS scenarios in its order,
+// TestOptionsScenarios runs the OPTIONS check-in scenarios in the original's order,
 // each from its own loopback address, and checks the sets after each.
 func TestOptionsScenarios(t *testing.T) {
 	rdb := redisClient(t)

@@ -65,7 +65,7 @@ func readBinding(t *testing.T, rdb *redis.Client, aor string) (binding, map[stri
 	return b, fields, ttl
 }
 
-// registerScenarios runs the original REGISTER scenarios in order from
+// registerScenarios runs the REGISTER scenarios of testdata/sipp in the original's order from
 // 127.0.0.1:sippPort to target and checks Redis and the webhook after each;
 // johnBound runs the front's own checks once john is registered.
 func registerScenarios(t *testing.T, rdb *redis.Client, hook *authserver.Server, target string, sippPort int,
@@ -261,10 +261,10 @@ func writeCSV(t *testing.T, path, user, domain, password string) {
 	}
 }
 
-// webhookOptions is the customer side of populate-test-data.sql's hook.
+// webhookOptions is the customer side of the hook in testdata/jambonz-db/test-data.sql.
 func webhookOptions() authserver.Options {
 	opts := authserver.DefaultOptions()
-	opts.WebhookSecret = "foobar" // accounts.webhook_secret in populate-test-data.sql
+	opts.WebhookSecret = "foobar" // accounts.webhook_secret in testdata/jambonz-db/test-data.sql
 	return opts
 }
 

@@ -50,9 +50,9 @@ func savedBindings(t *testing.T, path string) map[string]registrar.Binding {
 	return list
 }
 
-// TestStandalone_RegisterScenarios runs the original sipp REGISTER scenarios
+// TestStandalone_RegisterScenarios runs the sipp REGISTER scenarios
 // against the binary with neither MySQL nor Redis: accounts from
-// examples/standalone.yaml (which mirrors populate-test-data.sql),
+// examples/standalone.yaml (which mirrors testdata/jambonz-db/test-data.sql),
 // registrations in the embedded store.
 func TestStandalone_RegisterScenarios(t *testing.T) {
 	addr := os.Getenv("TEST_WEBHOOK_ADDR")

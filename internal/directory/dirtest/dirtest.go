@@ -31,12 +31,12 @@ type Fixture struct {
 	Clients  []Client
 }
 
-// Sids and realms of the fixture; distinct from populate-test-data.sql.
+// Sids and realms of the fixture; distinct from testdata/jambonz-db/test-data.sql.
 const (
 	HookedSID   = "d1d1d1d1-0000-4000-8000-000000000001"
 	InactiveSID = "d1d1d1d1-0000-4000-8000-000000000002"
 	ClientsSID  = "d1d1d1d1-0000-4000-8000-000000000003"
-	SPSID       = "3f35518f-5a0d-4c2e-90a5-2407bb3b36f0" // populate-test-data.sql's provider
+	SPSID       = "3f35518f-5a0d-4c2e-90a5-2407bb3b36f0" // the provider of testdata/jambonz-db/test-data.sql
 
 	HookedRealm   = "dirtest.example.com"
 	InactiveRealm = "inactive.dirtest.example.com"

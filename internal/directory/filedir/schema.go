@@ -2,7 +2,7 @@ package filedir
 
 // The YAML schema mirrors the jambonz tables the service reads: one list per
 // table, one mapping per row, keys named after the columns, and the column
-// defaults of jambones-sql.sql. Rows refer to each other by their *_sid as in
+// defaults of the jambonz schema (testdata/jambonz-db/schema.sql). Rows refer to each other by their *_sid as in
 // MySQL. The one simplification: an account's purchased quantities
 // (account_subscriptions x account_products x products) are given directly
 // as `capacities` on the account.

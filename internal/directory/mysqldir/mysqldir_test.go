@@ -12,7 +12,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
-// Product sids of populate-test-data.sql.
+// Product sids of testdata/jambonz-db/test-data.sql.
 const (
 	voiceProduct  = "c4403cdb-8e75-4b27-9726-7d8315e3216d"
 	deviceProduct = "2c815913-5c26-4004-b748-183b459329df"

@@ -31,7 +31,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 )
 
-// Keys shared with the Redis store (contract section 2).
+// Keys shared with the Redis store (docs/contract.md#redis).
 const ActiveUsers = "active-user"
 
 // UserKey returns the key of an AoR's binding.

@@ -1,4 +1,4 @@
-// Package authserver is the customer side of the jambonz registration webhook (contract §4): an
+// Package authserver is the customer side of the jambonz registration webhook (docs/contract.md#registration-webhook): an
 // HTTP server that checks the digest credentials the sidecar forwards and answers
 // {"status":"ok"|"fail",...}. Tests start it with Start; a benchmark program uses New and
 // ListenAndServe. It records every request so tests can assert on what the sidecar sent, and
@@ -44,13 +44,13 @@ type Options struct {
 	// WebhookSecret, when set, is the key of the Jambonz-Signature HMAC; the result is recorded,
 	// a bad signature is not refused (the test decides).
 	WebhookSecret string
-	// Path served; default "/auth" (the URL in populate-test-data.sql).
+	// Path served; default "/auth" (the URL in testdata/jambonz-db/test-data.sql).
 	Path string
 	// DisableRecording keeps only the count, for long benchmark runs.
 	DisableRecording bool
 }
 
-// DefaultJambonzUsers is the fixture matching shared/jambonz-db and shared/sipp-scenarios:
+// DefaultJambonzUsers is the fixture matching testdata/jambonz-db and testdata/sipp:
 // realm jambonz.org with john/1234 (300 s, call hooks) and jane/5678 (45 s).
 func DefaultJambonzUsers() map[string]map[string]User {
 	return map[string]map[string]User{
@@ -62,7 +62,7 @@ func DefaultJambonzUsers() map[string]map[string]User {
 	}
 }
 
-// DefaultOptions is the webhook configured by populate-test-data.sql: Basic auth foo/bar,
+// DefaultOptions is the webhook configured by testdata/jambonz-db/test-data.sql: Basic auth foo/bar,
 // account webhook_secret "foobar", DefaultJambonzUsers.
 func DefaultOptions() Options {
 	return Options{Users: DefaultJambonzUsers(), BasicUser: "foo", BasicPass: "bar", WebhookSecret: "foobar"}

@@ -343,7 +343,7 @@ func TestListenAndServe_StopsWithContext(t *testing.T) {
 	}
 }
 
-// The fixture must agree with the original's sipp credentials files.
+// The fixture must agree with the sipp user lists in testdata/sipp.
 func TestDefaultJambonzUsers_MatchSippCSV(t *testing.T) {
 	dir := testenv.ScenarioDir(t)
 	for file, wantOK := range map[string]bool{

@@ -1,5 +1,5 @@
 // Package drachtiostub is a drachtio-server stand-in for tests: it speaks the
-// server side of the drachtio control protocol (shared/drachtio-protocol.md)
+// server side of the drachtio control protocol (docs/drachtio-protocol.md)
 // on a TCP port and bridges it to real SIP over UDP and TCP on loopback, so
 // sipp scenarios run end to end through the drachtio front.
 //

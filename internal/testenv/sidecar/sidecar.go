@@ -172,8 +172,8 @@ func tail(s string, n int) string {
 
 // Sipp describes one sipp run.
 type Sipp struct {
-	Scenario  string // file name in the shared scenario dir, or a path
-	CSV       string // file name in the shared scenario dir, or a path
+	Scenario  string // file name in testenv.ScenarioDir (testdata/sipp), or a path
+	CSV       string // file name in testenv.ScenarioDir (testdata/sipp), or a path
 	Target    string // host:port of the service
 	LocalIP   string // default 127.0.0.1
 	LocalPort int    // fixed source port (never let sipp pick 5060)
@@ -279,7 +279,7 @@ func Webhook(t testing.TB, opts authserver.Options) *authserver.Server {
 	return authserver.Start(t, addr, opts)
 }
 
-// DefaultWebhookAddr is where populate-test-data.sql points the hook.
+// DefaultWebhookAddr is where testdata/jambonz-db/test-data.sql points the hook.
 const DefaultWebhookAddr = "127.0.0.1:4000"
 
 // CLI runs `sbc-sip-sidecar cli args...` against the service started with
