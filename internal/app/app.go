@@ -250,6 +250,9 @@ func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.Featu
 	srv := cli.NewServer(path, log)
 	cli.RegisterFeatureServers(srv, sets)
 	cli.RegisterRegistrations(srv, regs, time.Now)
+	// The original's generic settings actions (set, get, add, remove, list): operator tooling
+	// written for the Node.js sidecar may send them.
+	cli.RegisterSettings(srv, cli.NewSettings())
 	ln, err := srv.Listen()
 	if err != nil {
 		log.Error("cli: runtime CLI not available", "err", err)

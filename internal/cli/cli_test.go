@@ -37,6 +37,7 @@ func start(t *testing.T, cluster string) (string, *redis.Client) {
 	clear()
 	path := filepath.Join(t.TempDir(), "cli.sock")
 	srv := NewServer(path, quiet())
+	RegisterSettings(srv, NewSettings())
 	RegisterFeatureServers(srv, membership.New(rdb, cluster, time.Minute, quiet()))
 	ln, err := srv.Listen()
 	if err != nil {
@@ -130,6 +131,30 @@ func TestCLI_FeatureServerCommands(t *testing.T) {
 func sorted(s []string) []string {
 	sort.Strings(s)
 	return s
+}
+
+func TestCLI_RuntimeSettings(t *testing.T) {
+	path, _ := start(t, "t-cli-settings")
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"list"}, "No runtime settings"},
+		{[]string{"set", "logLevel", "debug"}, `logLevel = "debug"`},
+		{[]string{"set", "limit", "5"}, "limit = 5"},
+		{[]string{"get", "limit"}, "limit = 5"},
+		{[]string{"get", "missing"}, "missing = null"},
+		{[]string{"add", "blocked", "1.2.3.4"}, "blocked = [1.2.3.4]"},
+		{[]string{"add", "blocked", "5.6.7.8"}, "blocked = [1.2.3.4, 5.6.7.8]"},
+		{[]string{"remove", "blocked", "1.2.3.4"}, "blocked = [5.6.7.8]"},
+		{[]string{"list"}, "blocked = [\"5.6.7.8\"]\nlimit = 5\nlogLevel = \"debug\"\n"},
+	}
+	for _, st := range steps {
+		code, out, errs := run(path, st.args...)
+		if code != 0 || !strings.Contains(out, st.want) {
+			t.Errorf("%v: exit %d stdout %q stderr %q, want %q", st.args, code, out, errs, st.want)
+		}
+	}
 }
 
 func TestCLI_ErrorsAreClear(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -81,6 +82,11 @@ const usage = `usage: sbc-sip-sidecar cli <command>
   fs drained          list drained feature server IPs
   fs active           list feature servers in active-fs
   fs list             active and drained feature servers
+  set <key> <json>    set a runtime setting (value is JSON, else a string)
+  get <key>           show a runtime setting
+  add <key> <item>    add an item to a list setting
+  remove <key> <item> remove an item from a list setting
+  list                show all runtime settings
   registrations [realm]  list registered devices (all realms, or one)
   regbot status       outbound registration: leader or standby, agents, registered
 
@@ -118,6 +124,12 @@ func parseArgs(args []string) (Command, printer, error) {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		return Command{}, nil, nil
 	}
+	need := func(n int, what string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s", what)
+		}
+		return nil
+	}
 	switch args[0] {
 	case "fs":
 		if len(args) < 2 {
@@ -141,6 +153,27 @@ func parseArgs(args []string) (Command, printer, error) {
 			return Command{Action: "fs-list"}, printList, nil
 		}
 		return Command{}, nil, fmt.Errorf("unknown fs command %q (drain, undrain, drained, active, list)", args[1])
+	case "set":
+		if err := need(3, "set needs a key and a value"); err != nil {
+			return Command{}, nil, err
+		}
+		v := json.RawMessage(args[2])
+		if !json.Valid(v) {
+			v, _ = json.Marshal(args[2])
+		}
+		return Command{Action: "set", Key: args[1], Value: v}, printKeyValue, nil
+	case "get":
+		if err := need(2, "get needs a key"); err != nil {
+			return Command{}, nil, err
+		}
+		return Command{Action: "get", Key: args[1]}, printKeyValue, nil
+	case "add", "remove":
+		if err := need(3, args[0]+" needs a key and an item"); err != nil {
+			return Command{}, nil, err
+		}
+		return Command{Action: args[0], Key: args[1], Item: args[2]}, printArray, nil
+	case "list":
+		return Command{Action: "list"}, printConfig, nil
 	case "regbot":
 		if len(args) != 2 || args[1] != "status" {
 			return Command{}, nil, errors.New("regbot needs: status")
@@ -214,5 +247,31 @@ func printList(w io.Writer, res map[string]any) {
 	for _, s := range servers {
 		m, _ := s.(map[string]any)
 		fmt.Fprintf(w, "  %-45v %v\n", m["server"], m["status"])
+	}
+}
+
+func printKeyValue(w io.Writer, res map[string]any) {
+	v, _ := json.Marshal(res["value"])
+	fmt.Fprintf(w, "%v = %s\n", res["key"], v)
+}
+
+func printArray(w io.Writer, res map[string]any) {
+	fmt.Fprintf(w, "%v = [%s]\n", res["key"], strings.Join(strs(res["array"]), ", "))
+}
+
+func printConfig(w io.Writer, res map[string]any) {
+	cfg, _ := res["config"].(map[string]any)
+	if len(cfg) == 0 {
+		fmt.Fprintln(w, "No runtime settings")
+		return
+	}
+	keys := make([]string, 0, len(cfg))
+	for k := range cfg {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, _ := json.Marshal(cfg[k])
+		fmt.Fprintf(w, "%s = %s\n", k, v)
 	}
 }

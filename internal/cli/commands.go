@@ -2,14 +2,134 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 )
+
+// Settings is the generic runtime key/value store of the original
+// (`set`/`get`/`add`/`remove`/`list`): per process, lost on restart, for
+// operators' toggles that features may read.
+type Settings struct {
+	mu     sync.Mutex
+	values map[string]any
+}
+
+// NewSettings returns an empty store.
+func NewSettings() *Settings { return &Settings{values: map[string]any{}} }
+
+// Get returns the value of key.
+func (s *Settings) Get(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.values[key]
+	return v, ok
+}
+
+// RegisterSettings adds set, get, add, remove and list to srv.
+func RegisterSettings(srv *Server, s *Settings) {
+	needKey := func(cmd Command) error {
+		if cmd.Key == "" {
+			return errors.New("key is required")
+		}
+		return nil
+	}
+	srv.Register("set", func(_ context.Context, cmd Command) (Result, error) {
+		if err := needKey(cmd); err != nil {
+			return nil, err
+		}
+		var v any
+		if len(cmd.Value) > 0 {
+			if err := json.Unmarshal(cmd.Value, &v); err != nil {
+				return nil, fmt.Errorf("value: %w", err)
+			}
+		}
+		s.mu.Lock()
+		s.values[cmd.Key] = v
+		s.mu.Unlock()
+		return Result{"key": cmd.Key, "value": v}, nil
+	})
+	srv.Register("get", func(_ context.Context, cmd Command) (Result, error) {
+		if err := needKey(cmd); err != nil {
+			return nil, err
+		}
+		v, _ := s.Get(cmd.Key)
+		return Result{"key": cmd.Key, "value": v}, nil
+	})
+	srv.Register("add", func(_ context.Context, cmd Command) (Result, error) {
+		if err := needKey(cmd); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		arr := s.array(cmd.Key)
+		added := !contains(arr, cmd.Item)
+		if added {
+			arr = append(arr, cmd.Item)
+			s.values[cmd.Key] = arr
+		}
+		return Result{"key": cmd.Key, "item": cmd.Item, "array": arr, "added": added}, nil
+	})
+	srv.Register("remove", func(_ context.Context, cmd Command) (Result, error) {
+		if err := needKey(cmd); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		arr := s.array(cmd.Key)
+		out := make([]string, 0, len(arr))
+		for _, v := range arr {
+			if v != cmd.Item {
+				out = append(out, v)
+			}
+		}
+		removed := len(out) != len(arr)
+		if removed {
+			s.values[cmd.Key] = out
+		}
+		return Result{"key": cmd.Key, "item": cmd.Item, "array": out, "removed": removed}, nil
+	})
+	srv.Register("list", func(context.Context, Command) (Result, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		cfg := make(map[string]any, len(s.values))
+		for k, v := range s.values {
+			cfg[k] = v
+		}
+		return Result{"config": cfg}, nil
+	})
+}
+
+// array returns key's value as a list of strings (a comma-separated string
+// counts too, as in the original); s.mu is held.
+func (s *Settings) array(key string) []string {
+	switch v := s.values[key].(type) {
+	case []string:
+		return append([]string(nil), v...)
+	case []any:
+		var out []string
+		for _, e := range v {
+			out = append(out, fmt.Sprint(e))
+		}
+		return out
+	case string:
+		var out []string
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return []string{}
+}
 
 func contains(list []string, s string) bool {
 	for _, v := range list {

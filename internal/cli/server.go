@@ -26,9 +26,11 @@ import (
 
 // Command is one request.
 type Command struct {
-	Action string `json:"action"`
-	Key    string `json:"key,omitempty"`
-	Server string `json:"server,omitempty"`
+	Action string          `json:"action"`
+	Key    string          `json:"key,omitempty"`
+	Value  json.RawMessage `json:"value,omitempty"`
+	Item   string          `json:"item,omitempty"`
+	Server string          `json:"server,omitempty"`
 }
 
 // Result holds the fields of a successful answer.
