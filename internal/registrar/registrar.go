@@ -25,6 +25,10 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
+// DefaultMaxExpires is the longest binding granted when Deps.MaxExpires is
+// not set: the original's default expires.
+const DefaultMaxExpires = 3600
+
 // NATExpires is the expires answered to UDP clients (NAT keepalive) and to
 // cached re-registers, in seconds.
 const NATExpires = 30
@@ -154,8 +158,12 @@ type Alerter interface {
 type Nonces interface {
 	Issue() string
 	Check(nonce string) nonce.Verdict
-	CheckCount(nonce, nc string) error
-	Accept(nonce, nc string)
+	// Claim marks (nonce, nc) used, atomically, before any authentication
+	// work: of concurrent copies of one Authorization exactly one gets nil,
+	// the others an error wrapping nonce.ErrReplay. A claimed count stays
+	// used whatever the verdict. An error wrapping nonce.ErrShared means the
+	// claim could not be made cluster-wide (the request is not served).
+	Claim(ctx context.Context, nonce, nc string) error
 }
 
 // Guard refuses abusive sources before any database or webhook work.
@@ -243,6 +251,13 @@ type Deps struct {
 	Log        *slog.Logger
 	// Hosting enables JAMBONES_HOSTING behaviour.
 	Hosting bool
+	// MaxExpires caps the lifetime granted to a binding, in seconds
+	// (REGISTER_MAX_EXPIRES); 0 means DefaultMaxExpires. A webhook's
+	// expires can only lower it further.
+	MaxExpires int
+	// MinExpires, when above 0, answers a shorter requested lifetime with
+	// 423 Interval Too Brief (REGISTER_MIN_EXPIRES).
+	MinExpires int
 	// Now is the clock (tests).
 	Now func() time.Time
 	// Observe, when set, is told the outcome of every REGISTER (metrics).
@@ -266,6 +281,9 @@ func New(d Deps) *Registrar {
 	if d.Alerter == nil {
 		d.Alerter = alerts.Discard{}
 	}
+	if d.MaxExpires <= 0 {
+		d.MaxExpires = DefaultMaxExpires
+	}
 	if d.Nonces == nil {
 		d.Nonces = nonce.New("", 300*time.Second, 0)
 	}
@@ -278,7 +296,7 @@ func New(d Deps) *Registrar {
 	chain := Chain(bind{d},
 		admit{d},
 		rejectIPv4{},
-		parse{},
+		parse{d},
 		cache{d},
 		account{d},
 		deviceLimit{d},
