@@ -47,6 +47,11 @@ type Binding struct {
 	AllowDirectQueueCalling bool   `json:"allow_direct_queue_calling"`
 	AllowDirectUserCalling  bool   `json:"allow_direct_user_calling"`
 	ExpiryTime              int64  `json:"expiryTime"` // ms since epoch
+	// CallID and CSeq are the REGISTER that wrote the binding, for the
+	// ordering rule of RFC 3261 §10.3 (fields of our own: the original's
+	// readers ignore them).
+	CallID string `json:"callId,omitempty"`
+	CSeq   uint32 `json:"cseq,omitempty"`
 }
 
 // Store keeps the bindings (Redis in a cluster).
@@ -195,8 +200,9 @@ type Registration struct {
 	// Cached is set when answered from a cached binding.
 	Cached bool
 	// existing is set when the AoR already has a binding (it may refresh
-	// even when the realm is at its device limit).
+	// even when the realm is at its device limit); prev is that binding.
 	existing bool
+	prev     *Binding
 	// Log carries the request-scoped fields.
 	Log *slog.Logger
 }

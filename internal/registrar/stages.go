@@ -30,6 +30,7 @@ const (
 	ReasonUserMismatch    = "Authenticated user does not match the address of record"
 	ReasonRealmMismatch   = "Credentials are not for this realm"
 	ReasonHookRefused     = "Registration webhook refused the request"
+	ReasonOutOfOrder      = "CSeq not higher than the registration's"
 )
 
 // admit applies the guard (scanner User-Agents, per-IP rate limit, bans)
@@ -185,9 +186,6 @@ func clip(s string) string {
 type cache struct{ d Deps }
 
 func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
-	if r.Unregister {
-		return next.Handle(ctx, r)
-	}
 	b, err := c.d.Store.Binding(ctx, r.AoR)
 	if err != nil {
 		// Not fatal: the full path can still authenticate, and will fail
@@ -198,7 +196,10 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 	if b == nil {
 		return next.Handle(ctx, r)
 	}
-	r.existing = true
+	r.existing, r.prev = true, b
+	if r.Unregister {
+		return next.Handle(ctx, r)
+	}
 	// Only a refresh of the very same binding is answered from cache: a new
 	// Contact must authenticate, or the 200 would confirm a binding that is
 	// not the stored one.
@@ -511,6 +512,17 @@ func lowerHeaders(msg *sip.Request) map[string]string {
 type bind struct{ d Deps }
 
 func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
+	var seq uint32
+	if h := r.Req.Msg.CSeq(); h != nil {
+		seq = h.SeqNo
+	}
+	// RFC 3261 §10.3 step 7: a REGISTER of the call that wrote the binding
+	// must come with a higher CSeq, else it is out of order (a delayed
+	// retransmission or a replay) and must not change the binding.
+	if p := r.prev; p != nil && p.CallID != "" && p.CallID == r.Req.CallID() && seq <= p.CSeq {
+		r.Log.Info("register: CSeq not higher than the binding's, refused", "cseq", seq, "binding_cseq", p.CSeq)
+		return reply(500, xReason(ReasonOutOfOrder))
+	}
 	if r.Unregister {
 		if err := b.d.Store.Unbind(ctx, r.AoR); err != nil {
 			r.Log.Error("register: removing binding failed", "err", err)
@@ -543,6 +555,8 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 		CallHook:          r.Grant.CallHook,
 		CallStatusHook:    r.Grant.CallStatusHook,
 		ExpiryTime:        b.d.Now().Add(time.Duration(granted) * time.Second).UnixMilli(),
+		CallID:            r.Req.CallID(),
+		CSeq:              seq,
 	}
 	if client != nil {
 		binding.AllowDirectAppCalling = client.AllowDirectAppCalling

@@ -78,10 +78,11 @@ var (
 )
 
 // challenge sends an unauthenticated REGISTER for user@domain and returns
-// the challenge's nonce and realm.
+// the challenge's nonce and realm. Its Contact is never a bound one, so it
+// is not answered from cache.
 func (p phone) challenge(t *testing.T, target, user, domain string) (nonce, realm string) {
 	t.Helper()
-	head := p.send(t, target, p.regMsg(user, domain, fmt.Sprintf("ch-%d-%d", p.port, time.Now().UnixNano()), 1, user, "3600"))
+	head := p.send(t, target, p.regMsg(user, domain, fmt.Sprintf("ch-%d-%d", p.port, time.Now().UnixNano()), 1, "probe", "3600"))
 	n, r := nonceRE.FindStringSubmatch(head), realmRE.FindStringSubmatch(head)
 	if !strings.HasPrefix(head, "SIP/2.0 401") || n == nil || r == nil {
 		t.Fatalf("challenge answer = %q, want a 401 with nonce and realm", head)
@@ -327,6 +328,7 @@ func TestAttack_ExpiresAndWebhookFailures(t *testing.T) {
 	env["SIP_LISTEN"] = "udp:127.0.0.1:15250"
 	env["WEBHOOK_TIMEOUT_MS"] = "200"
 	env["AUTH_FAILURE_LIMIT"] = "3"
+	env["REGISTER_MIN_EXPIRES"] = "60"
 	sidecar.Start(t, env, "native front listening")
 	const target = "127.0.0.1:15250"
 	ctx := context.Background()
@@ -369,6 +371,38 @@ func TestAttack_ExpiresAndWebhookFailures(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("below REGISTER_MIN_EXPIRES: 423 with Min-Expires", func(t *testing.T) {
+		p := phone{"127.0.0.86", 15255}
+		head := p.send(t, target, p.regMsg("john", "jambonz.org", "brief", 1, "john", "59"))
+		if !strings.HasPrefix(head, "SIP/2.0 423") || strings.Join(headerValues(head, "Min-Expires"), ",") != "60" {
+			t.Errorf("answer %q, want 423 with Min-Expires: 60", head)
+		}
+	})
+
+	t.Run("a REGISTER of the binding's Call-ID without a higher CSeq changes nothing (RFC 3261 10.3)", func(t *testing.T) {
+		p := phone{"127.0.0.87", 15256}
+		send := func(cseq int, contactUser string) string {
+			nonce, realm := p.challenge(t, target, "john", "jambonz.org")
+			return p.send(t, target, p.regMsg("john", "jambonz.org", "ordered-call", cseq, contactUser, "3600",
+				authorization(t, "john", realm, "1234", nonce, "sip:jambonz.org")))
+		}
+		if head := send(5, "john"); !strings.HasPrefix(head, "SIP/2.0 200") {
+			t.Fatalf("first REGISTER answered %q", firstLine(head))
+		}
+		for _, cseq := range []int{5, 4} {
+			if head := send(cseq, "late"); !strings.HasPrefix(head, "SIP/2.0 500") {
+				t.Errorf("CSeq %d answered %q, want 500", cseq, firstLine(head))
+			}
+		}
+		_, fields, _ := readBinding(t, rdb, "john@jambonz.org")
+		if fields["contact"] != "sip:john@127.0.0.87:15256" || fields["callId"] != "ordered-call" || fields["cseq"] != float64(5) {
+			t.Errorf("binding = %v, want the CSeq 5 one", fields)
+		}
+		if head := send(6, "next"); !strings.HasPrefix(head, "SIP/2.0 200") {
+			t.Errorf("CSeq 6 answered %q, want 200", firstLine(head))
+		}
+	})
 
 	t.Run("a flood against a slow webhook gets banned", func(t *testing.T) {
 		hook.SetDelay(2 * time.Second) // beyond WEBHOOK_TIMEOUT_MS
