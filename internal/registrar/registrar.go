@@ -129,7 +129,9 @@ type AuthRequest struct {
 
 // Grant is an Authenticator's verdict.
 type Grant struct {
-	// Status is the SIP status to answer when not 200 (webhook HTTP errors).
+	// Status is 200 (or 0) when the authenticator gave a verdict; anything
+	// else is a webhook failure, answered 403 when in 400-499 (the hook
+	// refused) and 503 with Retry-After otherwise: never passed through.
 	Status         int
 	OK             bool
 	Msg            string
