@@ -353,9 +353,6 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 		r.Log.Warn("register: digest realm differs from the challenged realm",
 			"digest_realm", clip(creds.Realm), "username", clip(creds.Username))
 		c.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
-		if c.d.Guard.Drop() {
-			return &sipfront.Response{Code: sipfront.NoAnswer}
-		}
 		return reply(403, xReason(ReasonRealmMismatch))
 	}
 	// Claimed before any authentication work: a copy of this Authorization
