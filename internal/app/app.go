@@ -30,6 +30,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
 // Run runs the service until ctx is cancelled.
@@ -102,8 +103,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Drop:          sec.Drop,
 		ScannerAgents: scanners,
 	}, st.bans(cfg.ClusterID), log)
-	if sec.NonceSecret == "" {
+	nonces := nonce.New(sec.NonceSecret, sec.NonceTTL, 0)
+	switch {
+	case sec.NonceSecret == "":
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
+	case st.rdb != nil:
+		// Instances accept each other's nonces: a nonce count must be
+		// claimed cluster-wide, or a copy sent to another instance would
+		// pass while the original is at the webhook.
+		nonces.Share(redisstore.NewKV(st.rdb), cfg.ClusterID+":")
 	}
 	var lookups registrar.Directory = countingDirectory{dir, m}
 	if mysql != nil && cfg.DirectoryCacheTTL > 0 {
@@ -112,7 +120,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
 	reg := registrar.New(registrar.Deps{
-		Nonces:     nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
+		Nonces:     nonces,
+		MaxExpires: sec.MaxExpires,
+		MinExpires: sec.MinExpires,
 		Guard:      regGuard,
 		Algorithms: sec.DigestAlgorithms,
 		Store:      countingStore{store, m},

@@ -244,12 +244,12 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 	}
 	if len(raw) > maxAnswer {
 		w.log.Warn("webhook: answer too large", "url", redact(hook.URL), "limit", maxAnswer)
-		return registrar.Grant{Status: 500}, nil
+		return registrar.Grant{Status: 503}, nil
 	}
 	var ans Answer
 	if err := json.Unmarshal(raw, &ans); err != nil {
 		w.log.Warn("webhook: answer is not the expected JSON", "url", redact(hook.URL), "err", err)
-		return registrar.Grant{Status: 500}, nil
+		return registrar.Grant{Status: 503}, nil
 	}
 	g := registrar.Grant{
 		Status:         200,
@@ -284,16 +284,18 @@ func (w *Webhook) connectionFailure(ctx context.Context, req registrar.AuthReque
 		Message:            "registration webhook " + redact(hookURL) + " unreachable",
 		Detail:             redactErr(err, hookURL),
 	})
-	return registrar.Grant{Status: 500}
+	return registrar.Grant{Status: 503}
 }
 
-// sipStatusFor maps a hook's HTTP status to the SIP answer: the same code
-// when it is a valid final SIP error, else 500.
+// sipStatusFor maps a hook's HTTP status to the SIP answer: a refusal
+// (4xx, 401 and 403 included) is 403, anything else (5xx, 3xx redirects
+// not followed, ...) 503. The HTTP code never passes through: a 401 would
+// lack WWW-Authenticate and a 6xx would end the phone's attempts.
 func sipStatusFor(httpStatus int) int {
-	if httpStatus >= 400 && httpStatus <= 699 {
-		return httpStatus
+	if httpStatus >= 400 && httpStatus <= 499 {
+		return 403
 	}
-	return 500
+	return 503
 }
 
 // safeHeaders keeps only header names and values that cannot break the SIP

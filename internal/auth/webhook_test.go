@@ -286,20 +286,22 @@ func TestWebhook_UserAgent(t *testing.T) {
 	}
 }
 
-func TestWebhook_Non200AnsweredWithThatStatus(t *testing.T) {
+// A hook's HTTP code never passes through: refusals are 403, the rest 503.
+func TestWebhook_Non200MappedTo403Or503(t *testing.T) {
 	tests := []struct {
 		http int
 		sip  int
 	}{
-		{404, 404},
+		{404, 403},
 		{403, 403},
-		{401, 401},
-		{500, 500},
+		{401, 403}, // a SIP 401 would lack WWW-Authenticate
+		{429, 403},
+		{500, 503},
 		{503, 503},
-		// Not SIP error codes: a generic server error instead.
-		{201, 500},
-		{204, 500},
-		{302, 500},
+		{504, 503},
+		{201, 503},
+		{204, 503},
+		{302, 503},
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.http), func(t *testing.T) {
@@ -350,7 +352,7 @@ func TestWebhook_ConnectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Status != 500 || g.OK {
+	if g.Status != 503 || g.OK {
 		t.Fatalf("grant = %+v", g)
 	}
 	a := al.all()
@@ -368,7 +370,7 @@ func TestWebhook_UnparseableURL(t *testing.T) {
 	for _, method := range []string{"GET", "POST"} {
 		w, al := newWebhook(time.Second, "")
 		g, err := w.Authenticate(context.Background(), authRequest(&registrar.Webhook{URL: "http://[::1", Method: method}, ""))
-		if err != nil || g.Status != 500 {
+		if err != nil || g.Status != 503 {
 			t.Fatalf("%s: grant %+v err %v", method, g, err)
 		}
 		if a := al.all(); len(a) != 1 || a[0].Type != alerts.WebhookConnectionFailure {
@@ -377,7 +379,7 @@ func TestWebhook_UnparseableURL(t *testing.T) {
 	}
 }
 
-func TestWebhook_TimeoutAnswers500Quickly(t *testing.T) {
+func TestWebhook_TimeoutAnswers503Quickly(t *testing.T) {
 	release := make(chan struct{})
 	srv, _ := hookServer(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -393,7 +395,7 @@ func TestWebhook_TimeoutAnswers500Quickly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.Status != 500 {
+	if g.Status != 503 {
 		t.Fatalf("grant = %+v", g)
 	}
 	if elapsed > 2*time.Second {
@@ -418,7 +420,7 @@ func TestWebhook_ContextCancelStopsCall(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	g, err := w.Authenticate(ctx, authRequest(&registrar.Webhook{URL: srv.URL, Method: "POST"}, ""))
-	if err != nil || g.Status != 500 || time.Since(start) > 2*time.Second {
+	if err != nil || g.Status != 503 || time.Since(start) > 2*time.Second {
 		t.Fatalf("grant %+v err %v after %v", g, err, time.Since(start))
 	}
 }
@@ -444,8 +446,8 @@ func TestWebhook_BadAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if g.Status != 500 || g.OK {
-				t.Fatalf("grant = %+v, want Status 500", g)
+			if g.Status != 503 || g.OK {
+				t.Fatalf("grant = %+v, want Status 503", g)
 			}
 		})
 	}

@@ -106,6 +106,10 @@ type Security struct {
 	RatePerIP        int  // REGISTERs per second per IP, 0 disables
 	RateBurst        int
 	ScannerAgents    []string
+	// MaxExpires caps a granted binding, seconds (REGISTER_MAX_EXPIRES);
+	// MinExpires answers shorter requests 423, 0 = off (REGISTER_MIN_EXPIRES).
+	MaxExpires int
+	MinExpires int
 }
 
 // Config is the whole service configuration.
@@ -334,6 +338,11 @@ func Load(getenv Getenv) (*Config, error) {
 		RatePerIP:        r.integer("SIP_RATE_LIMIT", 50, 0, 1<<31-1),
 		RateBurst:        r.positive("SIP_RATE_BURST", 100),
 		ScannerAgents:    r.list("SCANNER_USER_AGENTS"),
+		MaxExpires:       r.integer("REGISTER_MAX_EXPIRES", 3600, 1, 1<<31-1),
+		MinExpires:       r.integer("REGISTER_MIN_EXPIRES", 0, 0, 1<<31-1),
+	}
+	if c.Security.MinExpires > c.Security.MaxExpires {
+		r.fail("REGISTER_MIN_EXPIRES", "must not exceed REGISTER_MAX_EXPIRES")
 	}
 
 	if r.err != nil {

@@ -159,6 +159,16 @@ func TestLoad_Booleans(t *testing.T) {
 	}
 }
 
+func TestLoad_RegisterExpiresBounds(t *testing.T) {
+	if c := mustLoad(t, nil); c.Security.MaxExpires != 3600 || c.Security.MinExpires != 0 {
+		t.Errorf("defaults max %d min %d, want 3600 and 0", c.Security.MaxExpires, c.Security.MinExpires)
+	}
+	c := mustLoad(t, map[string]string{"REGISTER_MAX_EXPIRES": "600", "REGISTER_MIN_EXPIRES": "60"})
+	if c.Security.MaxExpires != 600 || c.Security.MinExpires != 60 {
+		t.Errorf("max %d min %d, want 600 and 60", c.Security.MaxExpires, c.Security.MinExpires)
+	}
+}
+
 func TestLoad_EmptyValueMeansDefault(t *testing.T) {
 	c := mustLoad(t, map[string]string{"JAMBONES_REDIS_PORT": "", "JAMBONES_CLUSTER_ID": "  ", "SIP_LISTEN": ""})
 	if c.Redis.Port != 6379 || c.ClusterID != "default" || len(c.SIPListen) != 2 {
@@ -203,6 +213,8 @@ func TestLoad_MalformedValueNamesVariable(t *testing.T) {
 		{"sentinels without master name", map[string]string{"JAMBONES_REDIS_SENTINELS": "s1:26379"}, "JAMBONES_REDIS_SENTINEL_MASTER_NAME"},
 		{"mysql host without user", map[string]string{"JAMBONES_MYSQL_HOST": "db", "JAMBONES_MYSQL_DATABASE": "d"}, "JAMBONES_MYSQL_USER"},
 		{"mysql host without database", map[string]string{"JAMBONES_MYSQL_HOST": "db", "JAMBONES_MYSQL_USER": "u"}, "JAMBONES_MYSQL_DATABASE"},
+		{"max expires zero", map[string]string{"REGISTER_MAX_EXPIRES": "0"}, "REGISTER_MAX_EXPIRES"},
+		{"min expires above max", map[string]string{"REGISTER_MAX_EXPIRES": "60", "REGISTER_MIN_EXPIRES": "61"}, "REGISTER_MIN_EXPIRES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,17 +1,20 @@
 // Package nonce issues digest nonces the server can verify later without
 // keeping them: a nonce carries its issue time and an HMAC over it, so any
 // instance sharing the secret can check it, and a stale one is recognised.
-// It also tracks nonce counts (nc) so a captured Authorization cannot be
-// replayed, with bounded memory.
+// It also claims nonce counts (nc) so a captured Authorization cannot be
+// replayed: per process with bounded memory, and cluster-wide through a
+// shared store (Redis) when instances share the secret.
 package nonce
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -50,6 +53,9 @@ type Issuer struct {
 	gens    [generations]map[nonceKey]uint32
 	rotated time.Time
 	limit   int
+
+	shared       SharedClaims // nil: claims are per process
+	sharedPrefix string
 }
 
 // generations spans 5 x TTL/4: an entry lives at least one TTL.
@@ -107,7 +113,7 @@ func (i *Issuer) Check(nonce string) Verdict {
 	}
 	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(raw[:tsLen])))
 	age := i.now().Sub(issued)
-	if age < -time.Minute { // issued in the future: clocks of instances disagree too much
+	if age < -maxSkew { // issued in the future: clocks of instances disagree too much
 		return Invalid
 	}
 	if age > i.ttl {
@@ -116,49 +122,72 @@ func (i *Issuer) Check(nonce string) Verdict {
 	return Valid
 }
 
-// ErrReplay is returned when a nonce count does not increase.
+// ErrReplay is returned when a nonce count was already claimed (or a higher
+// one was, on this instance).
 var ErrReplay = errors.New("nonce count reused")
 
-// CheckCount reports whether nc (hex, empty when the client sent no qop)
-// is higher than any accepted for nonce. It does not record it.
-func (i *Issuer) CheckCount(nonce, nc string) error {
-	n, err := parseNC(nc)
-	if err != nil {
-		return err
-	}
-	k, ok := keyOf(nonce)
-	if !ok {
-		return ErrReplay
-	}
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if last, ok := i.lookup(k); ok && n <= last {
-		return ErrReplay
-	}
-	return nil
+// ErrShared wraps a failure of the shared claim store: the count could not
+// be claimed cluster-wide, so the request must not go on.
+var ErrShared = errors.New("nonce: shared claim store")
+
+// SharedClaims records claims every instance sharing NONCE_SECRET sees
+// (Redis SET NX PX: one command, so exactly one instance wins).
+type SharedClaims interface {
+	SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error)
 }
 
-// Accept records nc as used for nonce, once the credentials proved good:
-// recording before would let anyone who saw the nonce lock its owner out.
-func (i *Issuer) Accept(nonce, nc string) {
+// Share makes Claim also claim (nonce, nc) in claims under keys starting
+// with prefix (the cluster's), so that a copy sent to another instance is
+// refused too. Call it before the Issuer is used.
+func (i *Issuer) Share(claims SharedClaims, prefix string) {
+	i.shared, i.sharedPrefix = claims, prefix
+}
+
+// maxSkew is how far in the future Check accepts an issue time (clocks of
+// instances disagree); a claim is kept that much longer than the TTL.
+const maxSkew = time.Minute
+
+// Claim marks nc (hex, empty when the client sent no qop) used for nonce,
+// atomically: of concurrent claims of one (nonce, nc) exactly one succeeds,
+// the others get ErrReplay. It runs before any authentication work and a
+// claimed count stays used whatever the verdict, so a copy of a request
+// still at the webhook cannot ride on it. On this instance the count must
+// also be higher than any claimed before; across instances each (nonce, nc)
+// is claimed once (a captured request carries one nc, and another nc needs
+// the password). A failure of the shared store is wrapped in ErrShared.
+func (i *Issuer) Claim(ctx context.Context, nonce, nc string) error {
 	n, err := parseNC(nc)
 	if err != nil {
-		return
+		return fmt.Errorf("%w: %w", ErrReplay, err)
 	}
 	k, ok := keyOf(nonce)
 	if !ok {
-		return
+		return ErrReplay
 	}
 	i.mu.Lock()
-	defer i.mu.Unlock()
 	if last, ok := i.lookup(k); ok && n <= last {
-		return
+		i.mu.Unlock()
+		return ErrReplay
 	}
 	i.rotate()
 	for g := 1; g < generations; g++ {
 		delete(i.gens[g], k)
 	}
 	i.gens[0][k] = n
+	i.mu.Unlock()
+
+	if i.shared == nil {
+		return nil
+	}
+	key := i.sharedPrefix + "nonce:" + base64.RawURLEncoding.EncodeToString(k[:]) + ":" + strconv.FormatUint(uint64(n), 16)
+	won, err := i.shared.SetNX(ctx, key, "1", i.ttl+maxSkew)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrShared, err)
+	}
+	if !won {
+		return ErrReplay
+	}
+	return nil
 }
 
 // lookup finds the highest accepted count of k; i.mu is held.

@@ -1,7 +1,11 @@
 package nonce
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -50,43 +54,114 @@ func TestCheck_SharedSecretVerifiesAcrossInstances(t *testing.T) {
 	}
 }
 
-func TestCount_ReplayRefusedOnlyAfterAccept(t *testing.T) {
+func TestClaim_EachCountOnce(t *testing.T) {
 	iss := New("", time.Minute, 10)
 	n := iss.Issue()
+	ctx := context.Background()
 	steps := []struct {
-		op, nc  string
+		nc      string
 		wantErr bool
 	}{
-		{"check", "00000001", false},
-		{"check", "00000001", false}, // not accepted yet: a bad guess must not lock the owner out
-		{"accept", "00000001", false},
-		{"check", "00000001", true},
-		{"check", "00000002", false},
-		{"accept", "00000003", false},
-		{"check", "00000002", true},
-		{"check", "zz", true},
-		{"check", "00000000", true},
+		{"00000001", false},
+		{"00000001", true}, // claimed, whatever the verdict of its request
+		{"00000003", false},
+		{"00000002", true}, // lower than one claimed
+		{"zz", true},
+		{"00000000", true},
+		{"00000004", false},
 	}
 	for i, s := range steps {
-		switch s.op {
-		case "accept":
-			iss.Accept(n, s.nc)
-		case "check":
-			if err := iss.CheckCount(n, s.nc); (err != nil) != s.wantErr {
-				t.Errorf("step %d: CheckCount(%s) err = %v, want error %v", i, s.nc, err, s.wantErr)
-			}
+		err := iss.Claim(ctx, n, s.nc)
+		if (err != nil) != s.wantErr {
+			t.Errorf("step %d: Claim(%s) err = %v, want error %v", i, s.nc, err, s.wantErr)
 		}
+		if err != nil && !errors.Is(err, ErrReplay) {
+			t.Errorf("step %d: err = %v, want ErrReplay", i, err)
+		}
+	}
+	if err := iss.Claim(ctx, "not-a-nonce", "00000001"); !errors.Is(err, ErrReplay) {
+		t.Errorf("unreadable nonce: err = %v, want ErrReplay", err)
 	}
 }
 
-func TestCount_NoQOPNonceUsableOnce(t *testing.T) {
-	iss := New("", time.Minute, 10)
+func TestClaim_ConcurrentCopiesExactlyOneWins(t *testing.T) {
+	iss := New("", time.Minute, 0)
 	n := iss.Issue()
-	if err := iss.CheckCount(n, ""); err != nil {
+	const copies = 64
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range copies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if iss.Claim(context.Background(), n, "00000001") == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if got := wins.Load(); got != 1 {
+		t.Errorf("%d of %d concurrent claims won, want exactly 1", got, copies)
+	}
+}
+
+// fakeShared is a SetNX store shared by several issuers (a Redis stand-in).
+type fakeShared struct {
+	mu   sync.Mutex
+	keys map[string]time.Duration
+	err  error
+}
+
+func (f *fakeShared) SetNX(_ context.Context, key, _ string, ttl time.Duration) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return false, f.err
+	}
+	if _, ok := f.keys[key]; ok {
+		return false, nil
+	}
+	f.keys[key] = ttl
+	return true, nil
+}
+
+func TestClaim_SharedAcrossInstances(t *testing.T) {
+	shared := &fakeShared{keys: map[string]time.Duration{}}
+	a, b := New("cluster", time.Minute, 10), New("cluster", time.Minute, 10)
+	a.Share(shared, "default:")
+	b.Share(shared, "default:")
+	ctx := context.Background()
+	n := a.Issue()
+	if err := a.Claim(ctx, n, "00000001"); err != nil {
 		t.Fatal(err)
 	}
-	iss.Accept(n, "")
-	if err := iss.CheckCount(n, ""); err == nil {
+	if err := b.Claim(ctx, n, "00000001"); !errors.Is(err, ErrReplay) {
+		t.Errorf("copy on another instance: err = %v, want ErrReplay", err)
+	}
+	if err := b.Claim(ctx, n, "00000002"); err != nil {
+		t.Errorf("next count on another instance: %v", err)
+	}
+	if len(shared.keys) != 2 {
+		t.Fatalf("shared keys = %v, want 2", shared.keys)
+	}
+	for k, ttl := range shared.keys {
+		if !strings.HasPrefix(k, "default:nonce:") || ttl != time.Minute+maxSkew {
+			t.Errorf("shared key %q ttl %v, want default:nonce:* with the nonce lifetime", k, ttl)
+		}
+	}
+	shared.err = errors.New("down")
+	if err := a.Claim(ctx, a.Issue(), "00000001"); !errors.Is(err, ErrShared) {
+		t.Errorf("store down: err = %v, want ErrShared", err)
+	}
+}
+
+func TestClaim_NoQOPNonceUsableOnce(t *testing.T) {
+	iss := New("", time.Minute, 10)
+	n := iss.Issue()
+	if err := iss.Claim(context.Background(), n, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := iss.Claim(context.Background(), n, ""); err == nil {
 		t.Error("second use of a no-qop nonce accepted")
 	}
 }
@@ -94,7 +169,7 @@ func TestCount_NoQOPNonceUsableOnce(t *testing.T) {
 func TestCount_MemoryBounded(t *testing.T) {
 	iss := New("", time.Minute, 100)
 	for i := 0; i < 1000; i++ {
-		iss.Accept(iss.Issue(), "00000001")
+		claim(iss, iss.Issue(), "00000001")
 	}
 	if n := iss.Tracked(); n > 100 {
 		t.Errorf("tracked %d nonces, limit 100", n)
@@ -113,17 +188,17 @@ func TestCount_OldestForgottenFirst(t *testing.T) {
 	iss := New("", 4*time.Minute, 50)
 	iss.now = func() time.Time { return now }
 	first := iss.Issue()
-	iss.Accept(first, "00000001")
+	claim(iss, first, "00000001")
 	var last string
 	for i := 0; i < 60; i++ {
 		now = now.Add(time.Second)
 		last = iss.Issue()
-		iss.Accept(last, "00000001")
+		claim(iss, last, "00000001")
 	}
-	if err := iss.CheckCount(last, "00000001"); err == nil {
+	if err := claim(iss, last, "00000001"); err == nil {
 		t.Error("the newest nonce was forgotten")
 	}
-	if err := iss.CheckCount(first, "00000001"); err != nil {
+	if err := claim(iss, first, "00000001"); err != nil {
 		t.Error("the oldest nonce survived a full table")
 	}
 	if n := iss.Tracked(); n > 51 {
@@ -136,12 +211,14 @@ func TestCount_KeptForTheWholeTTL(t *testing.T) {
 	iss := New("", 4*time.Minute, 0)
 	iss.now = func() time.Time { return now }
 	n := iss.Issue()
-	iss.Accept(n, "00000002")
+	claim(iss, n, "00000002")
 	for i := 0; i < 24; i++ { // 4 min in 10 s steps, with traffic rotating generations
 		now = now.Add(10 * time.Second)
-		iss.Accept(iss.Issue(), "00000001")
+		claim(iss, iss.Issue(), "00000001")
 	}
-	if err := iss.CheckCount(n, "00000002"); err == nil {
+	if err := claim(iss, n, "00000002"); err == nil {
 		t.Error("replay accepted within the TTL")
 	}
 }
+
+func claim(iss *Issuer, nonce, nc string) error { return iss.Claim(context.Background(), nonce, nc) }

@@ -23,9 +23,14 @@ func TestRegister_AuthenticationRefused(t *testing.T) {
 		{"answer headers added", registrar.Grant{Status: 200, Headers: map[string]string{"X-Custom": "v1"}}, 403, "Invalid credentials",
 			map[string]string{"X-Custom": "v1"}},
 		{"hook's X-Reason replaces ours", registrar.Grant{Status: 200, Headers: map[string]string{"X-Reason": "account suspended"}}, 403, "account suspended", nil},
-		{"hook answered 404", registrar.Grant{Status: 404}, 404, "", nil},
-		{"hook answered 500", registrar.Grant{Status: 500}, 500, "", nil},
-		{"hook answered 503", registrar.Grant{Status: 503}, 503, "", nil},
+		// A hook's HTTP failure never passes through (docs/security.md).
+		{"hook answered 404", registrar.Grant{Status: 404}, 403, registrar.ReasonHookRefused, nil},
+		{"hook answered 401: no WWW-Authenticate-less 401", registrar.Grant{Status: 401}, 403, registrar.ReasonHookRefused,
+			map[string]string{"WWW-Authenticate": ""}},
+		{"hook answered 500", registrar.Grant{Status: 500}, 503, "", map[string]string{"Retry-After": "30"}},
+		{"hook answered 503", registrar.Grant{Status: 503}, 503, "", map[string]string{"Retry-After": "30"}},
+		{"hook answered 600", registrar.Grant{Status: 600}, 503, "", map[string]string{"Retry-After": "30"}},
+		{"hook answered 302", registrar.Grant{Status: 302}, 503, "", map[string]string{"Retry-After": "30"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

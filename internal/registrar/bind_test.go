@@ -71,6 +71,8 @@ func TestRegister_BindingContent(t *testing.T) {
 		CallHook:       "https://example.com/call",
 		CallStatusHook: "https://example.com/status",
 		ExpiryTime:     testNow.Add(300 * time.Second).UnixMilli(),
+		CallID:         "call-1@127.0.0.1",
+		CSeq:           2,
 	}
 	if got != want {
 		t.Fatalf("binding =\n %+v\nwant\n %+v", got, want)
@@ -174,7 +176,7 @@ func TestBinding_JSONFieldNames(t *testing.T) {
 func TestRegister_ReRegisterReplacesBinding(t *testing.T) {
 	e := newEnv()
 	expect(t, e.authorized(t, contact("<sip:john@127.0.0.1:5090>")), 200, nil)
-	expect(t, e.authorized(t, from("127.0.0.1:6000"), contact("<sip:john@127.0.0.1:6000>")), 200, nil)
+	expect(t, e.authorized(t, from("127.0.0.1:6000"), contact("<sip:john@127.0.0.1:6000>"), set("Call-ID", "call-2")), 200, nil)
 	if len(e.store.bindings) != 1 {
 		t.Fatalf("bindings = %v", e.store.bindings)
 	}
@@ -222,4 +224,40 @@ func TestRegister_StoreErrors(t *testing.T) {
 			t.Fatal("503 without Retry-After")
 		}
 	})
+}
+
+// RFC 3261 §10.3: within the Call-ID that wrote the binding, a REGISTER
+// whose CSeq is not higher is out of order and changes nothing.
+func TestRegister_OutOfOrderCSeqRefused(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     []opt
+		wantCode int
+	}{
+		{"same Call-ID, same CSeq", []opt{set("CSeq", "2 REGISTER"), contact("<sip:john@127.0.0.1:7000>")}, 500},
+		{"same Call-ID, lower CSeq", []opt{set("CSeq", "1 REGISTER"), contact("<sip:john@127.0.0.1:7000>")}, 500},
+		{"same Call-ID, lower CSeq, unregister", []opt{set("CSeq", "1 REGISTER"), expiresHeader("0")}, 500},
+		{"same Call-ID, higher CSeq", []opt{set("CSeq", "3 REGISTER"), contact("<sip:john@127.0.0.1:7000>")}, 200},
+		{"another Call-ID, lower CSeq", []opt{set("CSeq", "1 REGISTER"), set("Call-ID", "other"), contact("<sip:john@127.0.0.1:7000>")}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv()
+			expect(t, e.authorized(t), 200, nil) // Call-ID call-1@127.0.0.1, CSeq 2
+			before := e.store.bindings["john@jambonz.org"]
+			// The request authenticates with a fresh nonce, as a replayed or
+			// delayed REGISTER of the phone itself would.
+			n := e.challengeNonce(t, contact("<sip:john@127.0.0.1:7000>")) // not answered from cache
+			opts := append([]opt{set("Authorization", sippAuthorization(n, "1234"))}, tt.opts...)
+			res := e.serve(t, register(t, opts...))
+			if tt.wantCode == 500 {
+				expect(t, res, 500, map[string]string{"X-Reason": registrar.ReasonOutOfOrder})
+				if got, ok := e.store.bindings["john@jambonz.org"]; !ok || got != before {
+					t.Fatalf("binding changed: %+v, was %+v", got, before)
+				}
+				return
+			}
+			expect(t, res, 200, nil)
+		})
+	}
 }

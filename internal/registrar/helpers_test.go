@@ -16,6 +16,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
@@ -167,12 +168,20 @@ type fakeAuth struct {
 	err    error
 	panics bool
 	calls  []registrar.AuthRequest
+	// gate, when set, holds the first call until it is closed (a slow
+	// webhook); entered is closed when that call arrives.
+	gate, entered chan struct{}
 }
 
 func (a *fakeAuth) Authenticate(_ context.Context, req registrar.AuthRequest) (registrar.Grant, error) {
 	a.mu.Lock()
 	a.calls = append(a.calls, req)
+	first := len(a.calls) == 1
 	a.mu.Unlock()
+	if first && a.gate != nil {
+		close(a.entered)
+		<-a.gate
+	}
 	if a.panics {
 		panic("authenticator exploded")
 	}
@@ -219,7 +228,13 @@ type env struct {
 	alerts  *recAlerter
 	hosting bool
 	algs    []string
-	reg     *registrar.Registrar
+	// maxExpires and minExpires are Deps.MaxExpires and MinExpires.
+	maxExpires, minExpires int
+	// guard, when set, replaces the default admit-all guard.
+	guard *recGuard
+	// nonces, when set, replaces the default per-process issuer.
+	nonces registrar.Nonces
+	reg    *registrar.Registrar
 }
 
 func newEnv() *env {
@@ -235,7 +250,13 @@ func (e *env) registrar() *registrar.Registrar {
 	if e.reg != nil {
 		return e.reg
 	}
+	var g registrar.Guard
+	if e.guard != nil {
+		g = e.guard
+	}
 	e.reg = registrar.New(registrar.Deps{
+		Guard:      g,
+		Nonces:     e.nonces,
 		Store:      e.store,
 		Directory:  e.dir,
 		Webhook:    e.webhook,
@@ -244,6 +265,8 @@ func (e *env) registrar() *registrar.Registrar {
 		Log:        quietLog(),
 		Hosting:    e.hosting,
 		Algorithms: e.algs,
+		MaxExpires: e.maxExpires,
+		MinExpires: e.minExpires,
 		Now:        func() time.Time { return testNow },
 	})
 	return e.reg
@@ -285,14 +308,22 @@ type opt func(*msg)
 // sippAuthorization is an Authorization header as sipp sends it (the digest
 // uri is the target address, not the Request-URI), for nonce and password.
 func sippAuthorization(nonce, password string) string {
-	c := &digest.Credentials{Username: "john", Realm: "jambonz.org", Nonce: nonce, URI: "sip:127.0.0.1:5060",
-		QOP: "auth", NC: "00000001", CNonce: "6b8b4567", Algorithm: "MD5"}
+	return authorizationFor("jambonz.org", nonce, "00000001", password)
+}
+
+// authorizationFor is sippAuthorization for another realm and nonce count.
+func authorizationFor(realm, nonce, nc, password string) string {
+	c := &digest.Credentials{Username: "john", Realm: realm, Nonce: nonce, URI: "sip:127.0.0.1:5060",
+		QOP: "auth", NC: nc, CNonce: "6b8b4567", Algorithm: "MD5"}
 	resp, _ := digest.Response(c, "REGISTER", password)
-	return `Digest username="john",realm="jambonz.org",cnonce="6b8b4567",nc=00000001,qop=auth,uri="sip:127.0.0.1:5060",nonce="` +
+	return `Digest username="john",realm="` + realm + `",cnonce="6b8b4567",nc=` + nc + `,qop=auth,uri="sip:127.0.0.1:5060",nonce="` +
 		nonce + `",response="` + resp + `",algorithm=MD5`
 }
 
-var nonceRE = regexp.MustCompile(`nonce="([^"]+)"`)
+var (
+	nonceRE = regexp.MustCompile(`nonce="([^"]+)"`)
+	realmRE = regexp.MustCompile(`realm="([^"]+)"`)
+)
 
 // authorized runs the REGISTER built from opts twice, as a phone does: the
 // first time without credentials, which must be challenged, then with an
@@ -313,7 +344,8 @@ func (e *env) authorizedWith(t *testing.T, password string, opts ...opt) *sipfro
 	if m == nil {
 		t.Fatalf("no nonce in %q", first.Get("WWW-Authenticate"))
 	}
-	second := append(append([]opt{}, opts...), set("CSeq", "2 REGISTER"), set("Authorization", sippAuthorization(m[1], password)))
+	realm := realmRE.FindStringSubmatch(first.Get("WWW-Authenticate"))[1]
+	second := append(append([]opt{}, opts...), set("CSeq", "2 REGISTER"), set("Authorization", authorizationFor(realm, m[1], "00000001", password)))
 	return e.serve(t, register(t, second...))
 }
 
@@ -413,4 +445,26 @@ func expect(t *testing.T, res *sipfront.Response, code int, headers map[string]s
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
+}
+
+// recGuard admits everything and records failed authentications.
+type recGuard struct {
+	mu       sync.Mutex
+	failures []string // "<ip> <aor>"
+}
+
+func (g *recGuard) Admit(context.Context, netip.Addr, string) guard.Verdict { return guard.Allow }
+func (g *recGuard) AdmitAoR(context.Context, string) bool                   { return true }
+func (g *recGuard) AuthFailed(_ context.Context, src netip.Addr, aor string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.failures = append(g.failures, src.String()+" "+aor)
+}
+func (g *recGuard) Blacklist(context.Context, netip.Addr) {}
+func (g *recGuard) Drop() bool                            { return false }
+
+func (g *recGuard) failed() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.failures...)
 }

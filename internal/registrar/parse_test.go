@@ -69,13 +69,48 @@ func TestRegister_ContactExpiresParamWins(t *testing.T) {
 	}
 }
 
-func TestRegister_HugeExpiresClamped(t *testing.T) {
-	e := newEnv()
-	res := e.authorized(t, transport("tcp"), expiresHeader("99999999999999"))
-	expect(t, res, 200, nil)
-	if ttl := e.store.ttls["john@jambonz.org"]; ttl != (1<<31-1)*time.Second {
-		t.Fatalf("ttl = %v, want 2^31-1 s", ttl)
+// A phone asking 2^63 s with an authenticator naming no expires gets the
+// configured maximum, not a 68-year binding.
+func TestRegister_HugeExpiresCappedAtMaximum(t *testing.T) {
+	tests := []struct {
+		name       string
+		max        int
+		hook       int
+		requested  string
+		wantTTL    time.Duration
+		wantAnswer string
+	}{
+		{"2^63, default maximum", 0, 0, "9223372036854775807", time.Hour, "3600"},
+		{"configured maximum", 600, 0, "3600", 10 * time.Minute, "600"},
+		{"webhook lowers it further", 600, 120, "3600", 2 * time.Minute, "120"},
+		{"webhook cannot raise it", 600, 7200, "3600", 10 * time.Minute, "600"},
+		{"below the maximum: as requested", 600, 0, "300", 5 * time.Minute, "300"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv()
+			e.maxExpires = tt.max
+			e.clients.grant.Expires = tt.hook
+			res := e.authorized(t, transport("tcp"), expiresHeader(tt.requested))
+			expect(t, res, 200, map[string]string{"Expires": tt.wantAnswer})
+			if ttl := e.store.ttls["john@jambonz.org"]; ttl != tt.wantTTL {
+				t.Fatalf("ttl = %v, want %v", ttl, tt.wantTTL)
+			}
+		})
+	}
+}
+
+func TestRegister_MinExpires(t *testing.T) {
+	e := newEnv()
+	e.minExpires = 60
+	res := e.serve(t, register(t, expiresHeader("59")))
+	expect(t, res, 423, map[string]string{"Min-Expires": "60"})
+	if res.Reason != "Interval Too Brief" {
+		t.Errorf("reason = %q", res.Reason)
+	}
+	expect(t, e.serve(t, register(t, expiresHeader("60"))), 401, nil)
+	// Removing a binding is not an interval.
+	expect(t, e.serve(t, register(t, expiresHeader("0"))), 401, nil)
 }
 
 func TestRegister_InvalidAddressOfRecord(t *testing.T) {

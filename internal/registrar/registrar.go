@@ -25,6 +25,10 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
+// DefaultMaxExpires is the longest binding granted when Deps.MaxExpires is
+// not set: the original's default expires.
+const DefaultMaxExpires = 3600
+
 // NATExpires is the expires answered to UDP clients (NAT keepalive) and to
 // cached re-registers, in seconds.
 const NATExpires = 30
@@ -43,6 +47,11 @@ type Binding struct {
 	AllowDirectQueueCalling bool   `json:"allow_direct_queue_calling"`
 	AllowDirectUserCalling  bool   `json:"allow_direct_user_calling"`
 	ExpiryTime              int64  `json:"expiryTime"` // ms since epoch
+	// CallID and CSeq are the REGISTER that wrote the binding, for the
+	// ordering rule of RFC 3261 §10.3 (fields of our own: the original's
+	// readers ignore them).
+	CallID string `json:"callId,omitempty"`
+	CSeq   uint32 `json:"cseq,omitempty"`
 }
 
 // Store keeps the bindings (Redis in a cluster).
@@ -119,7 +128,9 @@ type AuthRequest struct {
 
 // Grant is an Authenticator's verdict.
 type Grant struct {
-	// Status is the SIP status to answer when not 200 (webhook HTTP errors).
+	// Status is 200 (or 0) when the authenticator gave a verdict; anything
+	// else is a webhook failure, answered 403 when in 400-499 (the hook
+	// refused) and 503 with Retry-After otherwise: never passed through.
 	Status         int
 	OK             bool
 	Msg            string
@@ -153,8 +164,12 @@ type Alerter interface {
 type Nonces interface {
 	Issue() string
 	Check(nonce string) nonce.Verdict
-	CheckCount(nonce, nc string) error
-	Accept(nonce, nc string)
+	// Claim marks (nonce, nc) used, atomically, before any authentication
+	// work: of concurrent copies of one Authorization exactly one gets nil,
+	// the others an error wrapping nonce.ErrReplay. A claimed count stays
+	// used whatever the verdict. An error wrapping nonce.ErrShared means the
+	// claim could not be made cluster-wide (the request is not served).
+	Claim(ctx context.Context, nonce, nc string) error
 }
 
 // Guard refuses abusive sources before any database or webhook work.
@@ -186,8 +201,9 @@ type Registration struct {
 	// Cached is set when answered from a cached binding.
 	Cached bool
 	// existing is set when the AoR already has a binding (it may refresh
-	// even when the realm is at its device limit).
+	// even when the realm is at its device limit); prev is that binding.
 	existing bool
+	prev     *Binding
 	// Log carries the request-scoped fields.
 	Log *slog.Logger
 }
@@ -242,6 +258,13 @@ type Deps struct {
 	Log        *slog.Logger
 	// Hosting enables JAMBONES_HOSTING behaviour.
 	Hosting bool
+	// MaxExpires caps the lifetime granted to a binding, in seconds
+	// (REGISTER_MAX_EXPIRES); 0 means DefaultMaxExpires. A webhook's
+	// expires can only lower it further.
+	MaxExpires int
+	// MinExpires, when above 0, answers a shorter requested lifetime with
+	// 423 Interval Too Brief (REGISTER_MIN_EXPIRES).
+	MinExpires int
 	// Now is the clock (tests).
 	Now func() time.Time
 	// Observe, when set, is told the outcome of every REGISTER (metrics).
@@ -265,6 +288,9 @@ func New(d Deps) *Registrar {
 	if d.Alerter == nil {
 		d.Alerter = alerts.Discard{}
 	}
+	if d.MaxExpires <= 0 {
+		d.MaxExpires = DefaultMaxExpires
+	}
 	if d.Nonces == nil {
 		d.Nonces = nonce.New("", 300*time.Second, 0)
 	}
@@ -277,7 +303,7 @@ func New(d Deps) *Registrar {
 	chain := Chain(bind{d},
 		admit{d},
 		rejectIPv4{},
-		parse{},
+		parse{d},
 		cache{d},
 		account{d},
 		deviceLimit{d},

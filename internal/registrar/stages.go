@@ -28,6 +28,9 @@ const (
 	ReasonBadCredentials  = "Invalid credentials"
 	ReasonMaxDevices      = "Max Devices Registered"
 	ReasonUserMismatch    = "Authenticated user does not match the address of record"
+	ReasonRealmMismatch   = "Credentials are not for this realm"
+	ReasonHookRefused     = "Registration webhook refused the request"
+	ReasonOutOfOrder      = "CSeq not higher than the registration's"
 )
 
 // admit applies the guard (scanner User-Agents, per-IP rate limit, bans)
@@ -73,13 +76,13 @@ func isIPv4(s string) bool {
 }
 
 // parse checks the mandatory headers and extracts Contact, expires and AoR.
-type parse struct{}
+type parse struct{ d Deps }
 
 // maxExpires bounds requested expires (RFC 3261 allows 2^32-1; Redis TTLs and
 // the ms expiryTime must not overflow).
 const maxExpires = 1<<31 - 1
 
-func (parse) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
+func (p parse) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
 	msg := r.Req.Msg
 	for _, name := range []string{"From", "To", "Call-ID", "CSeq"} {
 		if msg.GetHeader(name) == nil {
@@ -106,6 +109,12 @@ func (parse) Serve(ctx context.Context, r *Registration, next Handler) *sipfront
 	}
 	r.Expires = expires
 	r.Unregister = expires == 0
+	if floor := p.d.MinExpires; floor > 0 && !r.Unregister && expires < floor {
+		// RFC 3261 §10.3 step 7.
+		r.Log.Info("register: expires below the minimum", "expires", expires, "min_expires", floor)
+		return &sipfront.Response{Code: 423, Reason: "Interval Too Brief",
+			Headers: []sipfront.Header{{Name: "Min-Expires", Value: strconv.Itoa(floor)}}}
+	}
 	if contact.Address.Wildcard {
 		if !r.Unregister || len(contacts) > 1 {
 			return reply(400, xReason("Contact * is only allowed alone with Expires: 0"))
@@ -177,9 +186,6 @@ func clip(s string) string {
 type cache struct{ d Deps }
 
 func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
-	if r.Unregister {
-		return next.Handle(ctx, r)
-	}
 	b, err := c.d.Store.Binding(ctx, r.AoR)
 	if err != nil {
 		// Not fatal: the full path can still authenticate, and will fail
@@ -190,7 +196,10 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 	if b == nil {
 		return next.Handle(ctx, r)
 	}
-	r.existing = true
+	r.existing, r.prev = true, b
+	if r.Unregister {
+		return next.Handle(ctx, r)
+	}
 	// Only a refresh of the very same binding is answered from cache: a new
 	// Contact must authenticate, or the 200 would confirm a binding that is
 	// not the stored one.
@@ -310,9 +319,9 @@ func (l deviceLimit) alert(ctx context.Context, acct *Account, limit int) {
 }
 
 // challenge answers 401 to requests without usable credentials: none, a
-// nonce we did not issue, a stale one (stale=true) or a replayed nonce
-// count. It runs before any webhook call, so a replay never reaches the
-// customer.
+// nonce we did not issue, a stale one (stale=true) or a nonce count already
+// claimed, and 403 to credentials of another realm. It claims the nonce
+// count before any webhook call, so a replay never reaches the customer.
 type challenge struct{ d Deps }
 
 func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
@@ -337,8 +346,23 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 		r.Log.Debug("register: stale nonce")
 		return c.challenge(r, true)
 	}
-	if err := c.d.Nonces.CheckCount(creds.Nonce, creds.NC); err != nil {
-		r.Log.Warn("register: replayed credentials refused", "username", creds.Username, "nc", clip(creds.NC), "err", err)
+	// We challenge with the To host as realm: credentials of another realm
+	// (another account, possibly sharing a service provider's webhook) must
+	// not bind this AoR. The client echoes the challenge's realm verbatim.
+	if creds.Realm != r.Realm {
+		r.Log.Warn("register: digest realm differs from the challenged realm",
+			"digest_realm", clip(creds.Realm), "username", clip(creds.Username))
+		c.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
+		return reply(403, xReason(ReasonRealmMismatch))
+	}
+	// Claimed before any authentication work: a copy of this Authorization
+	// sent while the original is at the webhook is refused here.
+	if err := c.d.Nonces.Claim(ctx, creds.Nonce, creds.NC); err != nil {
+		if errors.Is(err, nonce.ErrShared) {
+			r.Log.Error("register: claiming the nonce count failed", "err", err)
+			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+		}
+		r.Log.Warn("register: replayed credentials refused", "username", clip(creds.Username), "nc", clip(creds.NC), "err", err)
 		res := c.challenge(r, false)
 		res.Headers = append(res.Headers, xReason("Nonce count reused"))
 		return res
@@ -404,8 +428,7 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 	}
 	if grant.Status != 0 && grant.Status != 200 {
-		r.Log.Info("register: authentication error", "via", via, "status", grant.Status)
-		return reply(grant.Status)
+		return a.hookFailed(ctx, r, via, grant.Status)
 	}
 	if !grant.OK {
 		src := r.Req.Source.Addr()
@@ -417,7 +440,8 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		if grant.Blacklist {
 			reason = "detected potential spammer from " + r.Req.Source.Addr().String() + ":" + strconv.Itoa(int(r.Req.Source.Port()))
 		}
-		r.Log.Info("register: authentication refused", "via", via, "username", r.Creds.Username, "msg", grant.Msg)
+		// "msg" would override the log event's own message.
+		r.Log.Info("register: authentication refused", "via", via, "username", r.Creds.Username, "webhook_msg", clip(grant.Msg))
 		// The hook's headers come in a stable order, and its X-Reason
 		// replaces ours (as the original's header merge did).
 		res := reply(403)
@@ -426,6 +450,10 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		}
 		names := make([]string, 0, len(grant.Headers))
 		for k := range grant.Headers {
+			if !hookHeaderAllowed(k) {
+				r.Log.Debug("register: webhook answer header dropped", "header", clip(k))
+				continue
+			}
 			names = append(names, k)
 		}
 		sort.Strings(names)
@@ -441,9 +469,24 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		a.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
 		return reply(403, xReason(ReasonUserMismatch))
 	}
-	a.d.Nonces.Accept(r.Creds.Nonce, r.Creds.NC)
 	r.Grant = grant
 	return next.Handle(ctx, r)
+}
+
+// hookFailed answers a webhook that did not give a verdict. Its HTTP code
+// never passes through (a 401 would lack WWW-Authenticate, a 6xx would end
+// the phone's attempts): a refusal (4xx) is a 403, anything else a 503
+// with Retry-After. It counts as a failure of the source, so a flood
+// against a slow webhook gets banned like a password guesser; not of the
+// AoR, whose owner did nothing wrong (docs/security.md).
+func (a authenticate) hookFailed(ctx context.Context, r *Registration, via string, status int) *sipfront.Response {
+	a.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), "")
+	if status >= 400 && status <= 499 {
+		r.Log.Info("register: authentication refused by the webhook", "via", via, "status", status)
+		return reply(403, xReason(ReasonHookRefused))
+	}
+	r.Log.Warn("register: authentication unavailable", "via", via, "status", status)
+	return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 }
 
 // lowerHeaders gives the request headers as an object with lower-case names
@@ -465,6 +508,17 @@ func lowerHeaders(msg *sip.Request) map[string]string {
 type bind struct{ d Deps }
 
 func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
+	var seq uint32
+	if h := r.Req.Msg.CSeq(); h != nil {
+		seq = h.SeqNo
+	}
+	// RFC 3261 §10.3 step 7: a REGISTER of the call that wrote the binding
+	// must come with a higher CSeq, else it is out of order (a delayed
+	// retransmission or a replay) and must not change the binding.
+	if p := r.prev; p != nil && p.CallID != "" && p.CallID == r.Req.CallID() && seq <= p.CSeq {
+		r.Log.Info("register: CSeq not higher than the binding's, refused", "cseq", seq, "binding_cseq", p.CSeq)
+		return reply(500, xReason(ReasonOutOfOrder))
+	}
 	if r.Unregister {
 		if err := b.d.Store.Unbind(ctx, r.AoR); err != nil {
 			r.Log.Error("register: removing binding failed", "err", err)
@@ -476,7 +530,7 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 			sipfront.Header{Name: "Expires", Value: "0"})
 	}
 
-	granted := r.Expires
+	granted := min(r.Expires, b.d.MaxExpires)
 	if g := r.Grant.Expires; g > 0 && g < granted {
 		granted = g
 	}
@@ -497,6 +551,8 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 		CallHook:          r.Grant.CallHook,
 		CallStatusHook:    r.Grant.CallStatusHook,
 		ExpiryTime:        b.d.Now().Add(time.Duration(granted) * time.Second).UnixMilli(),
+		CallID:            r.Req.CallID(),
+		CSeq:              seq,
 	}
 	if client != nil {
 		binding.AllowDirectAppCalling = client.AllowDirectAppCalling

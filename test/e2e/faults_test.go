@@ -128,8 +128,8 @@ func TestFaultMySQL(t *testing.T) {
 	readBinding(t, rdb, "jane@jambonz.org")
 }
 
-// TestFaultWebhook: a slow webhook is cut off by the timeout and a dead one
-// answered 500, both with an alert; the phone registers once it is back.
+// TestFaultWebhook: a slow webhook is cut off by the timeout and a failing
+// one answered 503, both with an alert; the phone registers once it is back.
 func TestFaultWebhook(t *testing.T) {
 	rdb := redisClient(t)
 	hook := sidecar.Webhook(t, webhookOptions())
@@ -140,11 +140,11 @@ func TestFaultWebhook(t *testing.T) {
 	const target = "127.0.0.1:15130"
 
 	hook.SetDelay(2 * time.Second)
-	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-500.xml"), CSV: "good_user.csv",
+	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-503.xml"), CSV: "good_user.csv",
 		Target: target, LocalPort: 15131})
 	hook.SetDelay(0)
 	hook.SetStatus(500)
-	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-500.xml"), CSV: "good_user.csv",
+	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-503.xml"), CSV: "good_user.csv",
 		Target: target, LocalPort: 15131})
 	hook.SetStatus(0)
 	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv",

@@ -157,6 +157,11 @@ func (s *Store) Bind(_ context.Context, aor string, b registrar.Binding, ttl tim
 			return fmt.Errorf("memstore: bind %s: %s: %w", key, set, ErrWrongType)
 		}
 		e.ZSet[key] = float64(b.ExpiryTime)
+		// A realm's index expires with its longest-lived member (only
+		// CountRealm prunes it); active-user is pruned periodically.
+		if set != ActiveUsers && e.ExpireAt < b.ExpiryTime {
+			e.ExpireAt = b.ExpiryTime
+		}
 	}
 	s.dirty++
 	return nil

@@ -56,6 +56,15 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 	return &b, nil
 }
 
+// addToRealm adds a member to a realm's index and makes the index expire
+// with its longest-lived member: only CountRealm (hosting) prunes it, so a
+// realm whose devices are gone must not leave a set behind forever.
+var addToRealm = redis.NewScript(`
+redis.call("ZADD", KEYS[1], ARGV[1], ARGV[2])
+local top = redis.call("ZRANGE", KEYS[1], -1, -1, "WITHSCORES")
+redis.call("PEXPIREAT", KEYS[1], top[2])
+return 1`)
+
 // Bind implements registrar.Store.
 func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
 	payload, err := json.Marshal(b)
@@ -67,7 +76,7 @@ func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl t
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, key, payload, ttl)
 		p.ZAdd(ctx, ActiveUsers, member)
-		p.ZAdd(ctx, RealmKey(realmOf(aor)), member)
+		addToRealm.Eval(ctx, p, []string{RealmKey(realmOf(aor))}, b.ExpiryTime, key)
 		return nil
 	})
 	if err != nil {

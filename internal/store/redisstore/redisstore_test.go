@@ -19,6 +19,12 @@ func TestStoreContract(t *testing.T) {
 		if err := rdb.FlushDB(context.Background()).Err(); err != nil {
 			t.Fatalf("flush redis: %v", err)
 		}
-		return redisstore.New(rdb)
+		return withTTL{redisstore.New(rdb), redisstore.NewKV(rdb)}
 	})
+}
+
+// withTTL lets the contract suite read key TTLs.
+type withTTL struct {
+	*redisstore.Store
+	*redisstore.KV
 }

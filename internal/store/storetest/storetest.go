@@ -21,6 +21,11 @@ type Store interface {
 	List(ctx context.Context, realm string) (map[string]registrar.Binding, error)
 }
 
+// KeyTTL reads a key's remaining lifetime (-1 without expiry, -2 absent).
+type KeyTTL interface {
+	TTL(ctx context.Context, key string) (time.Duration, error)
+}
+
 // Open returns an empty store for one test.
 type Open func(t *testing.T) Store
 
@@ -155,6 +160,23 @@ func Run(t *testing.T, open Open) {
 			none, err := s.List(ctx, "nowhere.net")
 			if err != nil || len(none) != 0 {
 				t.Fatalf("List(nowhere.net) = %+v, %v", none, err)
+			}
+		}},
+		{"RealmIndexExpiresWithItsLongestBinding", func(t *testing.T, s Store) {
+			kt, ok := s.(KeyTTL)
+			if !ok {
+				t.Fatalf("%T does not offer TTL: the suite cannot check that every key expires", s)
+			}
+			mustBind(t, s, "alice@example.com", binding("sip:a@192.0.2.1", time.Now().Add(hour)), hour)
+			mustBind(t, s, "bob@example.com", binding("sip:b@192.0.2.2", time.Now().Add(2*hour)), 2*hour)
+			// A shorter re-registration does not shorten the index's life.
+			mustBind(t, s, "alice@example.com", binding("sip:a@192.0.2.1", time.Now().Add(time.Minute)), time.Minute)
+			ttl, err := kt.TTL(ctx, "active-user-realm:example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ttl < 2*hour-time.Minute || ttl > 2*hour {
+				t.Fatalf("realm index TTL = %v, want the longest binding's (2h)", ttl)
 			}
 		}},
 	} {
