@@ -186,8 +186,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			}
 			return nil
 		})
-		if cfg.HTTPPort > 0 {
-			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
+		if cfg.HTTPListen != "" {
+			stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
 			if err != nil {
 				return err
 			}
@@ -223,8 +223,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return nil
 	})
-	if cfg.HTTPPort > 0 {
-		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
+	if cfg.HTTPListen != "" {
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
 		if err != nil {
 			front.Close()
 			return err
