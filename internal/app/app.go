@@ -111,6 +111,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
+	webhook.SetMaxConcurrentPerAccount(cfg.WebhookMaxConcurrent)
 	reg := registrar.New(registrar.Deps{
 		Nonces:     nonce.New(sec.NonceSecret, sec.NonceTTL, 0),
 		Guard:      regGuard,
