@@ -26,6 +26,9 @@ func newInFlight(max int) *inFlight {
 
 // acquire takes a slot of key; false when max are taken (max <= 0: no bound).
 func (f *inFlight) acquire(key string) bool {
+	if f == nil {
+		return true
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.max > 0 && f.count[key] >= f.max {
@@ -37,6 +40,9 @@ func (f *inFlight) acquire(key string) bool {
 
 // release gives back a slot taken by acquire.
 func (f *inFlight) release(key string) {
+	if f == nil {
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if n := f.count[key]; n > 1 {
