@@ -165,7 +165,7 @@ func (p *perSource) note(ctx context.Context, now time.Time, s summary) {
 	var r slog.Record
 	if s.suppressed == 0 {
 		r = slog.NewRecord(now, slog.LevelInfo, "log: suppressing lines from this source", 0)
-		r.AddAttrs(slog.String(p.cfg.Key, s.key), slog.Int("limit", p.cfg.Burst), slog.Duration("window", p.cfg.Window))
+		r.AddAttrs(slog.String(p.cfg.Key, s.key), slog.Int("limit", p.cfg.Burst), slog.String("window", p.cfg.Window.String()))
 	} else {
 		r = slog.NewRecord(now, slog.LevelInfo, "log: lines from this source suppressed", 0)
 		r.AddAttrs(slog.String(p.cfg.Key, s.key), slog.Int("suppressed", s.suppressed), slog.Time("since", s.since))
