@@ -13,6 +13,16 @@ import (
 // the registrar and the OPTIONS handler on every line about a request.
 const SourceKey = "source"
 
+// Unlimited marks a line that PerSource must always write (add it to the
+// line's attributes): the outcome of a successful request, which only a
+// client with valid credentials can cause, must not be lost to a busy NAT
+// address. It resolves to an empty group, which handlers do not write.
+var Unlimited = slog.Any("log_unlimited", unlimitedMarker{})
+
+type unlimitedMarker struct{}
+
+func (unlimitedMarker) LogValue() slog.Value { return slog.GroupValue() }
+
 // SourceLimitConfig configures PerSource.
 type SourceLimitConfig struct {
 	// Key is the attribute holding the source address ("ip:port" or "ip").
@@ -32,8 +42,8 @@ type SourceLimitConfig struct {
 // "log: suppressing lines from this source" when the first is dropped and
 // "log: lines from this source suppressed" with the count once the window is
 // over (written with the source's next line, or when it is forgotten).
-// Lines without the attribute, debug lines and warnings pass untouched
-// (RateLimit bounds warnings per message).
+// Lines without the attribute or with Unlimited, debug lines and warnings
+// pass untouched (RateLimit bounds warnings per message).
 func PerSource(h slog.Handler, cfg SourceLimitConfig) slog.Handler {
 	if cfg.Key == "" {
 		cfg.Key = SourceKey
@@ -98,15 +108,19 @@ func (p *perSource) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelInfo || r.Level >= slog.LevelWarn {
 		return p.h.Handle(ctx, r)
 	}
-	src := p.source
+	src, unlimited := p.source, false
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == p.cfg.Key {
+		switch {
+		case a.Key == p.cfg.Key:
 			src = a.Value.String()
-			return false
+		case a.Value.Kind() == slog.KindLogValuer:
+			if _, ok := a.Value.Any().(unlimitedMarker); ok {
+				unlimited = true
+			}
 		}
 		return true
 	})
-	if src == "" {
+	if src == "" || unlimited {
 		return p.h.Handle(ctx, r)
 	}
 	now := r.Time

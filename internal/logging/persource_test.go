@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +135,19 @@ func TestNew_SourceLimitOption(t *testing.T) {
 	}
 	if got := countMsgs(t, &buf); got["register: unknown realm"] != 50 {
 		t.Fatalf("without the option: lines = %v", got)
+	}
+}
+
+func TestPerSource_UnlimitedLinesPassAndDoNotShow(t *testing.T) {
+	var buf bytes.Buffer
+	log := logging.New(&buf, "info", logging.Options{SourceLimit: 1})
+	for range 10 {
+		log.With("source", "192.0.2.1:5060").Info("register: registered", "expires", 3600, logging.Unlimited)
+	}
+	if got := countMsgs(t, &buf); got["register: registered"] != 10 {
+		t.Fatalf("lines = %v", got)
+	}
+	if strings.Contains(buf.String(), "unlimited") {
+		t.Errorf("the marker is written:\n%s", buf.String())
 	}
 }
