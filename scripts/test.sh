@@ -7,6 +7,10 @@
 #                                       then stop the services. Exits non-zero on any failure.
 #                                       If the first arg is a package (./internal/x/...), the
 #                                       args replace ./... : scripts/test.sh ./internal/store/ -run X -v
+#                                       A full run (no package arg) then runs the unit tests of the
+#                                       packages with concurrency again under -race (race_pkgs below;
+#                                       not the end-to-end suite, whose processes are not built with
+#                                       -race).
 #   scripts/test.sh --services-only     start the services, print `export ...` lines on stdout
 #                                       and leave them running:
 #                                         eval "$(scripts/test.sh --services-only)"
@@ -22,6 +26,7 @@
 #                    libraries are installed when missing). Without one those tests skip,
 #                    or fail when CI=true.
 #   STATICCHECK=0    skip staticcheck
+#   RACE=0           skip the -race run
 #   TEST_STATE_DIR   where --services-only keeps its servers (default: $TMPDIR/sbc-sip-sidecar-testenv.<uid>)
 #
 # Exported to the tests (see internal/testenv): TEST_REDIS_ADDR, TEST_MYSQL_HOST, TEST_MYSQL_PORT,
@@ -307,6 +312,19 @@ run_tests() {
 		test_status=$?
 		failed+=("go test")
 	}
+
+	# The race detector over the packages with goroutines and shared state.
+	# The e2e suite stays out: it drives separately built binaries, and its
+	# run time would double for nothing the unit tests do not already cover.
+	if [ "${RACE:-1}" != 0 ] && [ "${pkgs[*]}" = "./..." ]; then
+		local race_pkgs=(./internal/sipfront/... ./internal/registrar/... ./internal/regbot/...
+			./internal/membership/... ./internal/store/... ./internal/nonce/... ./internal/guard/...
+			./internal/auth/... ./internal/logging/... ./internal/pinger/... ./internal/directory/...
+			./internal/options/... ./internal/cli/... ./internal/drachtio/... ./internal/app/...
+			./internal/health/... ./internal/metrics/... ./internal/alerts/... ./internal/sbcaddr/...)
+		log "go test -race -p 1 -count=1 ${race_pkgs[*]} $*"
+		go test -race -p 1 -count=1 "${race_pkgs[@]}" "$@" || failed+=("go test -race")
+	fi
 
 	if [ "${STATICCHECK:-1}" != 0 ]; then
 		log "staticcheck ./..."

@@ -35,7 +35,7 @@ func main() {
 		cfg.ConfigFile = *configFile
 	}
 	fmt.Fprint(os.Stderr, app.Banner(cfg))
-	log := logging.New(os.Stderr, cfg.LogLevel)
+	log := logging.New(os.Stderr, cfg.LogLevel, logging.Options{SourceLimit: cfg.LogSourceLimit})
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := app.Run(ctx, cfg, log); err != nil {

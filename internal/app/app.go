@@ -119,6 +119,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
+	webhook.SetMaxConcurrentPerAccount(cfg.WebhookMaxConcurrent)
 	reg := registrar.New(registrar.Deps{
 		Nonces:     nonces,
 		MaxExpires: sec.MaxExpires,
@@ -196,8 +197,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			}
 			return nil
 		})
-		if cfg.HTTPPort > 0 {
-			stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
+		if cfg.HTTPListen != "" {
+			stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
 			if err != nil {
 				return err
 			}
@@ -233,8 +234,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return nil
 	})
-	if cfg.HTTPPort > 0 {
-		stopHTTP, err := serveHTTP(ctx, cfg.HTTPPort, cfg.PProf, m, checks, log)
+	if cfg.HTTPListen != "" {
+		stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
 		if err != nil {
 			front.Close()
 			return err

@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -49,35 +49,59 @@ func observeRegister(m *metrics.Metrics) func(*registrar.Registration, *sipfront
 	}
 }
 
-// serveHTTP serves /metrics, /health and /ready on HTTP_PORT until ctx ends, and
-// /debug/pprof/ when withPProf (PPROF=1, for profiling under load).
-func serveHTTP(ctx context.Context, port int, withPProf bool, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", m.Handler())
-	if withPProf {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	}
-	checks.Register(mux)
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
+// serveHTTP serves /metrics, /health and /ready on addr (HTTP_LISTEN, or
+// HTTP_PORT on all interfaces) until ctx ends, and /debug/pprof/ when
+// withPProf (PPROF=1, for profiling under load) to loopback clients only.
+func serveHTTP(ctx context.Context, addr string, withPProf bool, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http: listen on HTTP_PORT %d: %w", port, err)
+		return nil, fmt.Errorf("http: listen on %s (HTTP_LISTEN/HTTP_PORT): %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
+	srv := &http.Server{Handler: httpMux(withPProf, m, checks), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http: server stopped", "err", err)
 		}
 	}()
-	log.Info("http: serving /metrics /health /ready", "addr", ln.Addr().String())
+	log.Info("http: serving /metrics /health /ready", "addr", ln.Addr().String(), "pprof", withPProf)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// httpMux routes the HTTP server's paths.
+func httpMux(withPProf bool, m *metrics.Metrics, checks *health.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	if withPProf {
+		mux.Handle("GET /debug/pprof/", loopbackOnly(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", loopbackOnly(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", loopbackOnly(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", loopbackOnly(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", loopbackOnly(http.HandlerFunc(pprof.Trace)))
+	}
+	checks.Register(mux)
+	return mux
+}
+
+// loopbackOnly answers 403 to clients whose TCP peer address is not
+// loopback. The profiler exposes the command line, heap contents and a
+// CPU-costly profile endpoint, so it must not be reachable from the network
+// even when the HTTP server listens on all interfaces (HTTP_PORT). Only the
+// connection's own peer address counts: X-Forwarded-For and the like are
+// set by the client and are ignored. A reverse proxy on this host is
+// loopback too; whoever runs one decides what it forwards.
+func loopbackOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !ap.Addr().Unmap().IsLoopback() {
+			http.Error(w, "pprof is served to loopback clients only", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // reloadTLSOnSIGHUP re-reads the SIP TLS certificate on SIGHUP.

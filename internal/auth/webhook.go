@@ -36,6 +36,8 @@ type Webhook struct {
 	// Observe, when set, is told each call's duration and HTTP status (0 on
 	// connection failure).
 	Observe func(d time.Duration, status int)
+	// inflight bounds the calls in flight per account (inflight.go).
+	inflight *inFlight
 }
 
 // NewWebhook returns a webhook authenticator. timeout bounds each call;
@@ -56,6 +58,7 @@ func NewWebhook(timeout time.Duration, userAgent string, alerter registrar.Alert
 		alerter:   alerter,
 		log:       log,
 		now:       time.Now,
+		inflight:  newInFlight(0),
 	}
 }
 
@@ -155,6 +158,14 @@ var getSignedBody = []byte(`"null"`)
 // Authenticate implements registrar.Authenticator.
 func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (registrar.Grant, error) {
 	hook := req.Account.Hook
+	slot := req.Account.SID
+	if slot == "" {
+		slot = hook.URL
+	}
+	if !w.inflight.acquire(slot) {
+		return registrar.Grant{}, fmt.Errorf("account %s: %w", req.Account.SID, ErrWebhookBusy)
+	}
+	defer w.inflight.release(slot)
 	c := req.Creds
 	p := Payload{
 		SourceAddress: req.Source.Addr().String(),

@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -125,9 +126,19 @@ type Config struct {
 	SIPTLSKeyFile  string
 	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
 	HTTPPort int
-	// PProf adds net/http/pprof under /debug/pprof/ on HTTP_PORT (profiling, not for
-	// exposed ports).
+	// HTTPListen is the host:port of the HTTP server: HTTP_LISTEN, else
+	// ":HTTP_PORT" (all interfaces, as before HTTP_LISTEN existed), else ""
+	// (off).
+	HTTPListen string
+	// PProf adds net/http/pprof under /debug/pprof/ on the HTTP server,
+	// answered to loopback clients only (profiling).
 	PProf bool
+	// LogSourceLimit is how many info lines per minute one source address
+	// may cause (LOG_SOURCE_LIMIT); 0 disables the limit.
+	LogSourceLimit int
+	// WebhookMaxConcurrent bounds an account's registration webhook calls
+	// in flight (WEBHOOK_MAX_CONCURRENT_PER_ACCOUNT); 0 disables the bound.
+	WebhookMaxConcurrent int
 
 	// Standalone mode (no MySQL / no Redis).
 	ConfigFile string // SIDECAR_CONFIG or --config: YAML directory used when MySQL is not configured
@@ -219,7 +230,12 @@ func Load(getenv Getenv) (*Config, error) {
 		}
 	}
 	c.HTTPPort = r.integer("HTTP_PORT", 0, 0, 65535)
+	c.HTTPListen = r.hostPort("HTTP_LISTEN")
+	if c.HTTPListen == "" && c.HTTPPort > 0 {
+		c.HTTPListen = ":" + strconv.Itoa(c.HTTPPort) // all interfaces, IPv4 and IPv6, as before
+	}
 	c.PProf = r.boolean("PPROF")
+	c.LogSourceLimit = r.integer("LOG_SOURCE_LIMIT", 20, 0, 1<<31-1)
 
 	c.Drachtio = Drachtio{
 		Host:      r.str("DRACHTIO_HOST", ""),
@@ -290,6 +306,7 @@ func Load(getenv Getenv) (*Config, error) {
 	c.LegacyCrypto = r.boolean("LEGACY_CRYPTO")
 
 	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 5000)
+	c.WebhookMaxConcurrent = r.integer("WEBHOOK_MAX_CONCURRENT_PER_ACCOUNT", 50, 0, 1<<31-1)
 	c.DirectoryCacheTTL = time.Duration(r.integer("DIRECTORY_CACHE_TTL_MS", 5000, 0, 1<<31-1)) * time.Millisecond
 	c.HTTPUserAgent = r.str("JAMBONES_HTTP_USER_AGENT_HEADER", "")
 	c.ExpiresInterval = r.millis("EXPIRES_INTERVAL", 60000)
@@ -520,6 +537,22 @@ func (r *reader) codes(name string) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// hostPort reads one listen address, host:port ([v6]:port; an empty host
+// means all interfaces).
+func (r *reader) hostPort(name string) string {
+	v, ok := r.raw(name)
+	if !ok {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p < 1 || p > 65535 || strings.ContainsAny(host, " /") {
+		r.fail(name, fmt.Sprintf("must be host:port (e.g. 127.0.0.1:3000), got %q", v))
+		return ""
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (r *reader) hostPorts(name string) []string {

@@ -2,6 +2,7 @@ package logging_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -48,12 +49,13 @@ func TestRateLimit_RepeatedErrorsAreSuppressedAndCounted(t *testing.T) {
 
 func TestRateLimit_NextWindowReportsSuppressed(t *testing.T) {
 	var buf bytes.Buffer
-	log := slog.New(logging.RateLimit(slog.NewJSONHandler(&buf, nil), 1, time.Millisecond))
-	log.Error("flood")
-	log.Error("flood")
-	log.Error("flood")
-	time.Sleep(2 * time.Millisecond) // a new window
-	log.Error("flood")
+	h := logging.RateLimit(slog.NewJSONHandler(&buf, nil), 1, time.Second)
+	// Records with their own times: the windows do not depend on how fast
+	// the test runs (it runs under -race too).
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, at := range []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 2 * time.Second} {
+		_ = h.Handle(context.Background(), slog.NewRecord(t0.Add(at), slog.LevelError, "flood", 0))
+	}
 	got := lines(t, &buf)
 	if len(got) != 2 {
 		t.Fatalf("lines = %v", got)

@@ -15,6 +15,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
@@ -524,7 +525,7 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 			r.Log.Error("register: removing binding failed", "err", err)
 			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 		}
-		r.Log.Info("register: unregistered")
+		r.Log.Info("register: unregistered", logging.Unlimited)
 		return reply(200,
 			sipfront.Header{Name: "Contact", Value: r.ContactHeader},
 			sipfront.Header{Name: "Expires", Value: "0"})
@@ -572,7 +573,7 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 	if r.Req.Transport == "udp" && answered > NATExpires {
 		answered = NATExpires
 	}
-	r.Log.Info("register: registered", "expires", granted, "answered_expires", answered)
+	r.Log.Info("register: registered", "expires", granted, "answered_expires", answered, logging.Unlimited)
 	return reply(200,
 		sipfront.Header{Name: "Contact", Value: withExpires(r.ContactHeader, answered)},
 		sipfront.Header{Name: "Expires", Value: strconv.Itoa(answered)})

@@ -156,6 +156,12 @@ func (p *Proc) Stop() {
 	}
 }
 
+// Kill sends SIGKILL (a crash: nothing is cleaned up) and waits for the exit.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
