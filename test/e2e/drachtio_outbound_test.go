@@ -278,7 +278,7 @@ func testDrachtioGatewayPings(t *testing.T, kind peerKind) {
 			break
 		}
 	}
-	if !strings.Contains(proc.Logs(), fmt.Sprintf("127.0.0.53:%d;transport=udp unsuccessfully, received: 503", badPort)) {
+	if !proc.WaitLog(fmt.Sprintf("127.0.0.53:%d;transport=udp unsuccessfully, received: 503", badPort)) {
 		t.Errorf("no alert for the 503 gateway")
 	}
 	if v := peer.Violations(); len(v) != 0 {
@@ -404,7 +404,7 @@ func TestDrachtioReady(t *testing.T) {
 	if _, checks := probeReady(t, httpPort); checks["drachtio"] != "ok" {
 		t.Errorf("checks once connected = %v", checks)
 	}
-	if !strings.Contains(proc.Logs(), "drachtio front connected") {
+	if !proc.WaitLog("drachtio front connected") {
 		t.Error("ready without a connection logged")
 	}
 	stub.StopControl()

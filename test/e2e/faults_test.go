@@ -150,6 +150,8 @@ func TestFaultWebhook(t *testing.T) {
 	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv",
 		Target: target, LocalPort: 15131})
 	readBinding(t, rdb, "john@jambonz.org")
+	proc.WaitLog(`"alert_type":"webhook-connection-failure"`)
+	proc.WaitLog(`"alert_type":"webhook-failure"`)
 	logs := proc.Logs()
 	for _, alert := range []string{`"alert_type":"webhook-connection-failure"`, `"alert_type":"webhook-failure"`} {
 		if strings.Count(logs, alert) != 1 {

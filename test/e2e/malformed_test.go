@@ -157,7 +157,7 @@ func TestMalformedRegister(t *testing.T) {
 	if strings.Contains(proc.Logs(), "panic") {
 		t.Errorf("service logged a panic")
 	}
-	if !strings.Contains(proc.Logs(), "register: no Contact header") {
+	if !proc.WaitLog("register: no Contact header") {
 		t.Errorf("malformed requests were not logged")
 	}
 }

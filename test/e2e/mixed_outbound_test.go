@@ -60,7 +60,7 @@ sip_gateways:
 	if n, _ := rdb.HExists(ctx, regbot.EphemeralKey("127.0.0.63"), carrier).Result(); n {
 		t.Error("ephemeral gateway left in Redis after shutdown")
 	}
-	if !strings.Contains(proc.Logs(), "directory: config file") {
+	if !proc.WaitLog("directory: config file") {
 		t.Error("not in config-file mode")
 	}
 }
@@ -110,7 +110,7 @@ func TestMixed_MySQLWithEmbeddedStore(t *testing.T) {
 		t.Errorf("cli regbot status:\n%s", out)
 	}
 	proc.Stop()
-	if !strings.Contains(proc.Logs(), "store: embedded") {
+	if !proc.WaitLog("store: embedded") {
 		t.Error("not using the embedded store")
 	}
 }

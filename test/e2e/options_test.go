@@ -298,7 +298,7 @@ func TestOptionsCheckInOutsideNetworkIgnored(t *testing.T) {
 	if got := setMembers(t, rdb, "default:active-fs") + "|" + setMembers(t, rdb, "default:active-rtp"); got != "|" {
 		t.Errorf("outside check-ins changed the sets: %s", got)
 	}
-	if !strings.Contains(proc.Logs(), "check-in from outside JAMBONES_NETWORK_CIDR ignored") {
+	if !proc.WaitLog("check-in from outside JAMBONES_NETWORK_CIDR ignored") {
 		t.Error("ignored check-in not logged")
 	}
 	if members := checkIn(t, target, "uac-add-fs-1.xml", "127.0.0.20", 16314); members != "1" {

@@ -120,7 +120,7 @@ func TestRegbot_TwoInstancesOneLeaderTakeover(t *testing.T) {
 	first := rig.status()["timestamp"]
 	stopped := time.Now()
 	leader.Stop()
-	if !strings.Contains(leader.Logs(), "regbot: un-registered") {
+	if !leader.WaitLog("regbot: un-registered") {
 		t.Errorf("leader did not un-register on shutdown")
 	}
 	eventuallyTrue(t, 3*time.Second, "takeover", func() bool { return strings.Contains(other.Logs(), claimedToken) })

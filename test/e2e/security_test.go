@@ -83,7 +83,7 @@ func TestSecurity(t *testing.T) {
 		hook.Reset()
 		sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-failure-expect-403.xml", CSV: testdata(t, "mismatch.csv"),
 			Target: target, LocalIP: "127.0.0.23", LocalPort: 15103})
-		if !strings.Contains(proc.Logs(), "authenticated user does not match the AoR") {
+		if !proc.WaitLog("authenticated user does not match the AoR") {
 			t.Error("mismatch not logged")
 		}
 	})

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +61,7 @@ func TestWebhookBoundPerAccount(t *testing.T) {
 	if n := hook.Count(); n != 2 {
 		t.Fatalf("hook calls = %d, want 2 (the third must not call)", n)
 	}
-	if !strings.Contains(proc.Logs(), "too many calls in flight") {
+	if !proc.WaitLog("too many calls in flight") {
 		t.Errorf("the 503 is not logged as the webhook bound")
 	}
 	for range 2 {

@@ -88,6 +88,23 @@ func (p *Proc) Logs() string {
 	return p.logs.String()
 }
 
+// WaitLog reports whether the service logs a line containing substr within
+// 10 s. A line logged before an answer was sent may reach the test after the
+// answer (stderr is a pipe read by another goroutine): tests that look for a
+// line must wait for it, not read Logs once.
+func (p *Proc) WaitLog(substr string) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if strings.Contains(p.Logs(), substr) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // Start runs the binary with env (and nothing else from the test's
 // environment but PATH/HOME) and waits until a log line contains ready.
 func Start(t testing.TB, env map[string]string, ready string, args ...string) *Proc {
