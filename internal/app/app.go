@@ -210,6 +210,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
 		TLS:           cert,
+		Limits: native.Limits{
+			MaxConnections:      cfg.SIPLimits.MaxConnections,
+			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,
+			HandshakeTimeout:    cfg.SIPLimits.HandshakeTimeout,
+			IdleTimeout:         cfg.SIPLimits.IdleTimeout,
+			MaxMessageSize:      cfg.SIPLimits.MaxMessageSize,
+		},
 	}, mux, mux.Methods())
 	if err != nil {
 		return err
