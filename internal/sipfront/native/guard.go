@@ -29,6 +29,9 @@ type Limits struct {
 	IdleTimeout time.Duration
 	// MaxMessageSize is the largest SIP message accepted, in bytes.
 	MaxMessageSize int
+	// UDPStateTTL bounds how long the SIP stack remembers a UDP source
+	// (udp.go): between one and two of these after its last datagram.
+	UDPStateTTL time.Duration
 }
 
 // Defaults of Limits; docs/configuration.md names the variables.
@@ -55,6 +58,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxMessageSize <= 0 {
 		l.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if l.UDPStateTTL <= 0 {
+		l.UDPStateTTL = DefaultUDPStateTTL
 	}
 	return l
 }
@@ -118,9 +124,11 @@ func (g *connGuard) admit(c net.Conn, transport string) (*guardConn, bool) {
 	g.total++
 	g.perIP[ip]++
 	g.conns[gc.key] = gc
+	g.mu.Unlock()
+	gc.mu.Lock()
 	gc.deadline = time.Now().Add(g.limits.HandshakeTimeout)
 	gc.timer = time.AfterFunc(g.limits.HandshakeTimeout, gc.expire)
-	g.mu.Unlock()
+	gc.mu.Unlock()
 	return gc, true
 }
 

@@ -50,10 +50,9 @@ type Options struct {
 	// defaults).
 	Limits Limits
 
-	// UDP per-source state is dropped every udpRoundDatagrams datagrams or
-	// udpRoundTTL (udp.go); zero: the defaults. Tests shorten them.
+	// udpRoundDatagrams bounds the UDP sources one reader round remembers
+	// (udp.go); zero: the default. Tests lower it.
 	udpRoundDatagrams int
-	udpRoundTTL       time.Duration
 }
 
 // Front is the native SIP front.
@@ -100,12 +99,11 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if opts.udpRoundDatagrams <= 0 {
 		opts.udpRoundDatagrams = udpRoundDatagrams
 	}
-	if opts.udpRoundTTL <= 0 {
-		opts.udpRoundTTL = udpRoundTTL
-	}
 	// Process-wide sipgo knob: the default 1500 makes every UDP message over
 	// ~1300 bytes fail and tears the transaction down (sipgo-notes).
-	sip.UDPMTUSize = 65535
+	// Each is written only when it differs: a second front in the same
+	// process (tests) must not race with the first one's readers.
+	setKnob(&sip.UDPMTUSize, 65535)
 	// Process-wide too: how long a UDP server transaction keeps its final answer
 	// for retransmitted requests (Timer J, RFC 3261: 64*T1 = 32 s). Each kept
 	// transaction costs ~4.6 KB, so at 2,000 registrations/s (4,000 REGISTERs)
@@ -113,9 +111,9 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	// first two retransmissions (0.5 s, 1.5 s after the request); a later one,
 	// only sent when our answer was lost twice, is handled as a new request:
 	// harmless for REGISTER and OPTIONS (Kamailio answers REGISTER statelessly).
-	sip.Timer_J = UDPTimerJ
+	setKnob(&sip.Timer_J, UDPTimerJ)
 	// Process-wide as well: the WebSocket frame limit follows it.
-	sip.ParseMaxMessageLength = opts.Limits.MaxMessageSize
+	setKnob(&sip.ParseMaxMessageLength, opts.Limits.MaxMessageSize)
 
 	parser := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
 	parser.MaxMessageLength = opts.Limits.MaxMessageSize
@@ -143,6 +141,12 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 		srv.OnRequest(sip.RequestMethod(strings.ToUpper(m)), f.serve)
 	}
 	return f, nil
+}
+
+func setKnob[T comparable](knob *T, v T) {
+	if *knob != v {
+		*knob = v
+	}
 }
 
 // stackLogger keeps sipgo's own logging at warnings and above: it logs whole

@@ -13,15 +13,21 @@ import (
 // sipgo's UDP reader adds every new source address to its connection pool
 // and to a set of its own, and forgets them only when the reader stops: one
 // datagram from each of 900,000 spoofed sources kept ~110 MB for good
-// (docs/security.md). So the reader runs in rounds: a round ends after
-// udpRoundDatagrams datagrams or udpRoundTTL after its first one, the
-// reader returns (sipgo then drops that round's entries) and a new reader
-// starts on the same socket. Transactions of the ended round keep working:
-// they write through the same socket, and retransmissions are matched by
-// branch, not by pool entry.
+// (docs/security.md). So the reader runs in rounds. A round ends after
+// udpRoundDatagrams datagrams, or DefaultUDPStateTTL after it started; its
+// reader then parks and a new reader takes the socket. The parked reader
+// returns (and sipgo drops its round's entries) only when the next round
+// ends: sipgo handles each request in a goroutine of its own that looks the
+// source up in the pool to build the transaction, so an entry must outlive
+// its datagram by a while, or the answer would leave from a new socket.
+// A source's state thus lasts at most two rounds, and two rounds hold at
+// most 2*udpRoundDatagrams sources. Transactions of an ended round keep
+// working: they write through the same socket, and retransmissions are
+// matched by branch, not by pool entry.
 const (
 	udpRoundDatagrams = 16384
-	udpRoundTTL       = 30 * time.Second
+	// DefaultUDPStateTTL is how long a round lasts at most.
+	DefaultUDPStateTTL = 30 * time.Second
 )
 
 // errRoundOver ends one sipgo UDP reader; it wraps net.ErrClosed so sipgo
@@ -30,59 +36,77 @@ var errRoundOver = fmt.Errorf("native: udp round over: %w", net.ErrClosed)
 
 // serveUDP serves pc in rounds until the socket is closed.
 func (f *Front) serveUDP(pc net.PacketConn) error {
-	pool := f.ua.TransportLayer().Pool("udp")
-	laddr := pc.LocalAddr().String()
+	var prev *udpRound
 	for {
-		r := &udpRound{PacketConn: pc, limit: f.opts.udpRoundDatagrams, ttl: f.opts.udpRoundTTL, log: f.rlog}
-		_ = pc.SetReadDeadline(time.Time{})
-		r.onOver = func() {
-			// Outbound requests find the listener by its address in the pool
-			// (client.go); keep an entry there between two readers. It writes
-			// through the socket and is replaced by the next reader's.
-			pool.Add(laddr, &sip.UDPConnection{PacketConn: pc, PacketAddr: laddr, Listener: true})
+		r := &udpRound{
+			PacketConn: pc, limit: f.opts.udpRoundDatagrams, ttl: f.opts.Limits.UDPStateTTL, log: f.rlog,
+			prev: prev, parked: make(chan struct{}), release: make(chan struct{}),
 		}
-		if err := f.srv.ServeUDP(r); err != nil || !r.over {
+		errc := make(chan error, 1)
+		go func() { errc <- f.srv.ServeUDP(r) }()
+		select {
+		case <-r.parked:
+			prev = r
+			f.udpRounds.Add(1)
+		case err := <-errc:
+			if r.prev != nil {
+				r.prev.free()
+			}
 			return err
 		}
-		f.udpRounds.Add(1)
 	}
 }
 
-// udpRound is the socket as one sipgo reader sees it.
+// udpRound is the socket as one sipgo reader sees it. Only that reader's
+// goroutine calls ReadFrom; WriteTo and LocalAddr pass through.
 type udpRound struct {
 	net.PacketConn
-	limit  int
-	ttl    time.Duration
-	log    *rateLog
-	onOver func()
+	limit int
+	ttl   time.Duration
+	log   *rateLog
 
+	prev    *udpRound     // parked predecessor, freed when this round ends
+	parked  chan struct{} // closed when this round is over
+	release chan struct{} // closed to let the parked reader return
+
+	started bool
 	n       int
 	backoff time.Duration
-	over    bool // the round ended (not the socket)
-	closed  bool // the socket is closed
 }
 
+func (r *udpRound) free() { close(r.release) }
+
 func (r *udpRound) ReadFrom(b []byte) (int, net.Addr, error) {
+	if !r.started {
+		r.started = true
+		_ = r.PacketConn.SetReadDeadline(time.Now().Add(r.ttl))
+	}
 	for {
 		if r.n >= r.limit {
 			return r.end()
 		}
 		n, addr, err := r.PacketConn.ReadFrom(b)
 		if err == nil {
-			if r.n == 0 {
-				_ = r.PacketConn.SetReadDeadline(time.Now().Add(r.ttl))
-			}
 			r.n++
 			r.backoff = 0
 			return n, addr, nil
 		}
 		if errors.Is(err, net.ErrClosed) {
-			r.closed = true
 			return n, addr, err
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return r.end()
+			if r.n > 0 {
+				return r.end()
+			}
+			// A quiet round: nothing of its own to drop, but the parked
+			// one's sources have had their time.
+			if r.prev != nil {
+				r.prev.free()
+				r.prev = nil
+			}
+			_ = r.PacketConn.SetReadDeadline(time.Now().Add(r.ttl))
+			continue
 		}
 		// Anything else (ICMP errors reported on the socket, ENOBUFS ...)
 		// must not stop UDP: log, wait a little and read on.
@@ -92,9 +116,15 @@ func (r *udpRound) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
+// end frees the previous round, hands the socket to the next reader and
+// waits to be freed in turn.
 func (r *udpRound) end() (int, net.Addr, error) {
-	r.over = true
-	r.onOver()
+	if r.prev != nil {
+		r.prev.free()
+		r.prev = nil
+	}
+	close(r.parked)
+	<-r.release
 	return 0, nil, errRoundOver
 }
 
