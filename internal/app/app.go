@@ -216,6 +216,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			HandshakeTimeout:    cfg.SIPLimits.HandshakeTimeout,
 			IdleTimeout:         cfg.SIPLimits.IdleTimeout,
 			MaxMessageSize:      cfg.SIPLimits.MaxMessageSize,
+			UDPStateTTL:         cfg.SIPLimits.UDPStateTTL,
 		},
 	}, mux, mux.Methods())
 	if err != nil {

@@ -116,6 +116,7 @@ type SIPLimits struct {
 	HandshakeTimeout    time.Duration
 	IdleTimeout         time.Duration
 	MaxMessageSize      int
+	UDPStateTTL         time.Duration
 }
 
 // Config is the whole service configuration.
@@ -220,6 +221,7 @@ func Load(getenv Getenv) (*Config, error) {
 		HandshakeTimeout:    r.millis("SIP_HANDSHAKE_TIMEOUT_MS", 10000),
 		IdleTimeout:         r.seconds("SIP_IDLE_TIMEOUT", 60),
 		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
+		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
 	}
 	for _, l := range c.SIPListen {
 		if l.Transport == "tls" || l.Transport == "wss" {

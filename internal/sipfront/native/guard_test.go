@@ -143,6 +143,7 @@ func TestCheckRequest(t *testing.T) {
 		{"two Call-ID", strings.Replace(base, "CSeq:", "i: other\r\nCSeq:", 1), 400, false},
 		{"two CSeq", strings.Replace(base, "Expires:", "CSeq: 2 REGISTER\r\nExpires:", 1), 400, false},
 		{"same Content-Length twice", strings.Replace(base, "Expires:", "Content-Length: 0\r\nExpires:", 1), 0, false},
+		{"same Content-Length written differently", strings.Replace(base, "Expires:", "l: 00\r\nExpires:", 1), 0, false},
 		{"conflicting Content-Length", strings.Replace(base, "Expires:", "l: 5\r\nExpires:", 1) + "hello", 400, true},
 	}
 	p := NewParser()

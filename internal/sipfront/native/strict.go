@@ -1,6 +1,7 @@
 package native
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -36,9 +37,10 @@ func CheckRequest(req *sip.Request) *Violation {
 		}
 	}
 	if cls := req.GetHeaders("Content-Length"); len(cls) > 1 {
-		first := strings.TrimSpace(cls[0].Value())
+		first, err := strconv.ParseUint(strings.TrimSpace(cls[0].Value()), 10, 32)
 		for _, h := range cls[1:] {
-			if strings.TrimSpace(h.Value()) != first {
+			n, err2 := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+			if err != nil || err2 != nil || n != first {
 				return &Violation{Code: 400, Reason: "Conflicting Content-Length headers", Framing: true}
 			}
 		}
