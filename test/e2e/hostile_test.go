@@ -279,9 +279,9 @@ func heapAfterGC(t *testing.T, httpPort int) int64 {
 // TestHostileUDPSources: datagrams from 100,000 distinct source addresses
 // (sockets on 127.0.x.y) leave no state behind: the heap after GC comes back
 // to its baseline once SIP_UDP_STATE_TTL has passed. Before, sipgo kept
-// ~107 bytes per source for good (+10 MB here). Half the datagrams are
-// 1-byte junk, half look like SIP (a start line) so that they reach the
-// stack.
+// ~107 bytes per source for good (+10 MB here). A quarter of the datagrams
+// are 1-byte junk, the rest look like SIP (a start line) so that they reach
+// the stack.
 func TestHostileUDPSources(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends 100,000 datagrams")
@@ -306,9 +306,9 @@ func TestHostileUDPSources(t *testing.T) {
 		if err != nil {
 			t.Fatalf("source %d: %v", i, err)
 		}
-		payload := []byte{'x'}
-		if i%2 == 1 {
-			payload = sipLike
+		payload := sipLike
+		if i%4 == 0 {
+			payload = []byte{'x'}
 		}
 		_, _ = c.WriteTo(payload, target)
 		_ = c.Close()
@@ -321,7 +321,10 @@ func TestHostileUDPSources(t *testing.T) {
 	alive(t, proc)
 	registered(t, nil, "udp", "127.0.0.1:17130")
 
-	const margin = 4 << 20
+	// Measured: +2 to +3 MB stay (sipgo's pool map keeps the capacity of two
+	// rounds, 32,768 entries, whatever the number of sources); without the
+	// rounds the same flood left +10.5 MB.
+	const margin = 5 << 20
 	var after int64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
