@@ -390,3 +390,20 @@ func addHeader(msg, line string) string {
 	i := strings.Index(msg, "\r\n")
 	return msg[:i+2] + line + "\r\n" + msg[i+2:]
 }
+
+// TestDrachtioStrictness: the drachtio front refuses the same requests.
+func TestDrachtioStrictness(t *testing.T) {
+	sidecar.Webhook(t, webhookOptions())
+	startThroughDrachtio(t, 17170, 19170, nil)
+	for i, tc := range []struct{ name, msg, want string }{
+		{"SIP/3.0", strings.Replace(register("udp", 17171, nil), " SIP/2.0\r\n", " SIP/3.0\r\n", 1), "505"},
+		{"two To", addHeader(register("udp", 17172, nil), "t: <sip:mallory@jambonz.org>"), "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answer := exchange(t, "udp", "127.0.0.1:17170", 17171+i, tc.msg)
+			if !strings.HasPrefix(answer, "SIP/2.0 "+tc.want) {
+				t.Fatalf("answer = %q, want %s", firstLine(answer), tc.want)
+			}
+		})
+	}
+}
