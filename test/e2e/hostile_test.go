@@ -246,7 +246,7 @@ func TestHostileManyIdleConnections(t *testing.T) {
 	alive(t, proc)
 	t.Logf("RSS: %d MB at start, %d MB with 5,000 silent connections, %d MB with 5,000 unfinished requests",
 		base>>20, silent>>20, partial>>20)
-	const bound = 400 << 20
+	const bound = 200 << 20
 	if silent > bound || partial > bound {
 		t.Errorf("RSS %d / %d MB exceeds %d MB", silent>>20, partial>>20, bound>>20)
 	}
