@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,6 +202,7 @@ func TestHostileManyIdleConnections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 5,000 connections")
 	}
+	ensureFiles(t, 12000)
 	sidecar.Webhook(t, webhookOptions())
 	env := sidecar.BaseEnv(t)
 	env["JAMBONES_LOGLEVEL"] = "info"
@@ -249,6 +251,27 @@ func TestHostileManyIdleConnections(t *testing.T) {
 	const bound = 200 << 20
 	if silent > bound || partial > bound {
 		t.Errorf("RSS %d / %d MB exceeds %d MB", silent>>20, partial>>20, bound>>20)
+	}
+}
+
+// ensureFiles raises this process's open files limit (inherited by the
+// service) to n when it is lower.
+func ensureFiles(t *testing.T, n uint64) {
+	t.Helper()
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Cur >= n {
+		return
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(rl.Max, n)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		msg := fmt.Sprintf("open files limit %d, need %d: %v", rl.Cur, n, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 }
 
