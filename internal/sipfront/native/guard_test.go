@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -343,5 +344,53 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 	// Still answering after the rounds.
 	if res := exchange(t, addr, registerText("after", "<sip:john@jambonz.org>")); res.StatusCode != 401 {
 		t.Fatalf("after rounds: %d", res.StatusCode)
+	}
+}
+
+// TestFront_RegisteredConnectionKeptIdleOneClosed: with a short idle
+// timeout, a TCP connection whose REGISTER was answered 200 stays open while
+// one whose REGISTER was refused is closed.
+func TestFront_RegisteredConnectionKeptIdleOneClosed(t *testing.T) {
+	h := sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+		if strings.Contains(r.Msg.GetHeader("To").Value(), "bound") {
+			_ = w.Respond(ctx, &sipfront.Response{Code: 200, Headers: []sipfront.Header{{Name: "Expires", Value: "300"}}})
+			return
+		}
+		_ = w.Respond(ctx, &sipfront.Response{Code: 401})
+	})
+	idle := 200 * time.Millisecond
+	f, addr := guardedFront(t, Limits{HandshakeTimeout: idle, IdleTimeout: idle}, h)
+	send := func(c net.Conn, to string) string {
+		t.Helper()
+		raw := strings.Replace(registerText(to, "<sip:"+to+"@jambonz.org>"), "SIP/2.0/UDP 127.0.0.1:5090", "SIP/2.0/TCP "+c.LocalAddr().String(), 1)
+		if _, err := c.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return line
+	}
+	bound := dialFrom(t, "127.0.0.1", addr)
+	if got := send(bound, "bound"); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("bound: %q", got)
+	}
+	refused := dialFrom(t, "127.0.0.1", addr)
+	if got := send(refused, "refused"); !strings.HasPrefix(got, "SIP/2.0 401") {
+		t.Fatalf("refused: %q", got)
+	}
+	if !closedByPeer(refused) {
+		t.Fatal("connection without a binding kept past the idle timeout")
+	}
+	time.Sleep(2 * idle)
+	_ = bound.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var ne net.Error
+	if _, err := bound.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("connection carrying a binding was closed: %v", err)
+	}
+	if n := f.StreamConnections(); n != 1 {
+		t.Fatalf("%d connections open, want the registered one", n)
 	}
 }
