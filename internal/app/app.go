@@ -221,6 +221,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
 		TLS:           cert,
+		Limits: native.Limits{
+			MaxConnections:      cfg.SIPLimits.MaxConnections,
+			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,
+			HandshakeTimeout:    cfg.SIPLimits.HandshakeTimeout,
+			IdleTimeout:         cfg.SIPLimits.IdleTimeout,
+			MaxMessageSize:      cfg.SIPLimits.MaxMessageSize,
+			UDPStateTTL:         cfg.SIPLimits.UDPStateTTL,
+		},
 	}, mux, mux.Methods())
 	if err != nil {
 		return err

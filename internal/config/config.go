@@ -113,6 +113,17 @@ type Security struct {
 	MinExpires int
 }
 
+// SIPLimits bound what peers can hold on the native front's TCP, TLS, WS
+// and WSS listeners, and the size of any SIP message (docs/security.md).
+type SIPLimits struct {
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	HandshakeTimeout    time.Duration
+	IdleTimeout         time.Duration
+	MaxMessageSize      int
+	UDPStateTTL         time.Duration
+}
+
 // Config is the whole service configuration.
 type Config struct {
 	LogLevel string
@@ -124,6 +135,7 @@ type Config struct {
 	// wss listeners (PEM), reloaded on SIGHUP.
 	SIPTLSCertFile string
 	SIPTLSKeyFile  string
+	SIPLimits      SIPLimits
 	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
 	HTTPPort int
 	// HTTPListen is the host:port of the HTTP server: HTTP_LISTEN, else
@@ -218,6 +230,14 @@ func Load(getenv Getenv) (*Config, error) {
 	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
 	c.SIPTLSCertFile = r.str("SIP_TLS_CERT_FILE", "")
 	c.SIPTLSKeyFile = r.str("SIP_TLS_KEY_FILE", "")
+	c.SIPLimits = SIPLimits{
+		MaxConnections:      r.positive("SIP_MAX_CONNECTIONS", 10000),
+		MaxConnectionsPerIP: r.positive("SIP_MAX_CONNECTIONS_PER_IP", 100),
+		HandshakeTimeout:    r.millis("SIP_HANDSHAKE_TIMEOUT_MS", 10000),
+		IdleTimeout:         r.seconds("SIP_IDLE_TIMEOUT", 60),
+		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
+		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
+	}
 	for _, l := range c.SIPListen {
 		if l.Transport == "tls" || l.Transport == "wss" {
 			if c.SIPTLSCertFile == "" {

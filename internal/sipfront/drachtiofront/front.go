@@ -285,6 +285,13 @@ func (f *Front) serve(w *responder, req *sip.Request, m drachtio.Message) {
 		transport = v
 	}
 	req.SetTransport(strings.ToUpper(transport))
+	// The same refusals as the native front (other SIP versions, repeated
+	// To/From/Call-ID/CSeq, conflicting Content-Length).
+	if v := native.CheckRequest(req); v != nil {
+		f.log.Info("sip: refusing malformed request", "method", string(req.Method), "source", src.String(), "code", v.Code, "reason", v.Reason)
+		_ = w.Respond(ctx, v.Response())
+		return
+	}
 	r := &sipfront.Request{
 		Msg:               req,
 		Source:            src,

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,13 @@ type Options struct {
 	Log          *slog.Logger
 	// TLS is the certificate of tls and wss listeners (required for them).
 	TLS *Certificate
+	// Limits bound stream connections and message sizes (zero values: the
+	// defaults).
+	Limits Limits
+
+	// udpRoundDatagrams bounds the UDP sources one reader round remembers
+	// (udp.go); zero: the default. Tests lower it.
+	udpRoundDatagrams int
 }
 
 // Front is the native SIP front.
@@ -54,6 +63,10 @@ type Front struct {
 	handler sipfront.Handler
 	log     *slog.Logger
 	slots   chan struct{}
+	guard   *connGuard
+	rlog    *rateLog
+
+	udpRounds atomic.Int64
 
 	draining atomic.Bool
 	inflight atomic.Int64
@@ -82,9 +95,15 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if opts.InNetwork == nil {
 		opts.InNetwork = func(netip.Addr) bool { return false }
 	}
+	opts.Limits = opts.Limits.withDefaults()
+	if opts.udpRoundDatagrams <= 0 {
+		opts.udpRoundDatagrams = udpRoundDatagrams
+	}
 	// Process-wide sipgo knob: the default 1500 makes every UDP message over
 	// ~1300 bytes fail and tears the transaction down (sipgo-notes).
-	sip.UDPMTUSize = 65535
+	// Each is written only when it differs: a second front in the same
+	// process (tests) must not race with the first one's readers.
+	setKnob(&sip.UDPMTUSize, 65535)
 	// Process-wide too: how long a UDP server transaction keeps its final answer
 	// for retransmitted requests (Timer J, RFC 3261: 64*T1 = 32 s). Each kept
 	// transaction costs ~4.6 KB, so at 2,000 registrations/s (4,000 REGISTERs)
@@ -92,16 +111,20 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	// first two retransmissions (0.5 s, 1.5 s after the request); a later one,
 	// only sent when our answer was lost twice, is handled as a new request:
 	// harmless for REGISTER and OPTIONS (Kamailio answers REGISTER statelessly).
-	sip.Timer_J = UDPTimerJ
+	setKnob(&sip.Timer_J, UDPTimerJ)
+	// Process-wide as well: the WebSocket frame limit follows it.
+	setKnob(&sip.ParseMaxMessageLength, opts.Limits.MaxMessageSize)
 
 	parser := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
+	parser.MaxMessageLength = opts.Limits.MaxMessageSize
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(opts.UserAgent),
 		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLogger(opts.Log)),
 			// Outbound requests to a carrier name without port go by SRV
 			// first, then A (RFC 3263, as drachtio does for the original).
-			sip.WithTransportLayerDNSLookupSRV(true)),
+			sip.WithTransportLayerDNSLookupSRV(true),
+			sip.WithTransportLayerReadFilter(udpReadFilter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(stackLogger(opts.Log))),
 	)
 	if err != nil {
@@ -112,10 +135,18 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 		return nil, fmt.Errorf("native: server: %w", err)
 	}
 	f := &Front{opts: opts, ua: ua, srv: srv, handler: h, log: opts.Log, slots: make(chan struct{}, opts.MaxInFlight)}
+	f.rlog = newRateLog(opts.Log, 10*time.Second)
+	f.guard = newConnGuard(opts.Limits, f.rlog)
 	for _, m := range methods {
 		srv.OnRequest(sip.RequestMethod(strings.ToUpper(m)), f.serve)
 	}
 	return f, nil
+}
+
+func setKnob[T comparable](knob *T, v T) {
+	if *knob != v {
+		*knob = v
+	}
 }
 
 // stackLogger keeps sipgo's own logging at warnings and above: it logs whole
@@ -127,6 +158,10 @@ func stackLogger(l *slog.Logger) *slog.Logger {
 // Listen opens every socket of Options.Listen. After it returns the actual
 // addresses (port 0 resolved) are known.
 func (f *Front) Listen(ctx context.Context) error {
+	if n, ok := fdCap(); ok && n < f.guard.limits.MaxConnections {
+		f.log.Warn("sip: open files limit lowers the connection cap", "configured", f.guard.limits.MaxConnections, "cap", n)
+		f.guard.limits.MaxConnections = n
+	}
 	var lc net.ListenConfig
 	for _, l := range f.opts.Listen {
 		addr := net.JoinHostPort(l.Host, fmt.Sprint(l.Port))
@@ -150,11 +185,13 @@ func (f *Front) Listen(ctx context.Context) error {
 				f.Close()
 				return fmt.Errorf("native: listen %s: no TLS certificate (SIP_TLS_CERT_FILE, SIP_TLS_KEY_FILE)", l)
 			}
-			ln, err := lc.Listen(ctx, "tcp", addr)
+			raw, err := lc.Listen(ctx, "tcp", addr)
 			if err != nil {
 				f.Close()
 				return fmt.Errorf("native: listen %s: %w", l, err)
 			}
+			// Below TLS: the handshake is timed and capped like the rest.
+			var ln net.Listener = newGuardListener(raw, f.guard, l.Transport)
 			if l.Transport == "tls" || l.Transport == "wss" {
 				ln = tls.NewListener(ln, f.opts.TLS.ServerConfig())
 			}
@@ -182,12 +219,16 @@ func (f *Front) Serve(ctx context.Context) error {
 	}
 	errc := make(chan error, len(udp)+len(stream))
 	for _, pc := range udp {
-		go func() { errc <- f.srv.ServeUDP(pc) }()
+		go func() { errc <- f.serveUDP(pc) }()
 	}
 	for _, ln := range stream {
 		go func() { errc <- f.serveStream(ln) }()
 	}
-	f.log.Info("sip: native front listening", "sbc_address", f.SBCAddress(), "private_sbc_address", f.PrivateSBCAddress())
+	lim := f.guard.limits
+	f.log.Info("sip: native front listening", "sbc_address", f.SBCAddress(), "private_sbc_address", f.PrivateSBCAddress(),
+		"max_connections", lim.MaxConnections, "max_connections_per_ip", lim.MaxConnectionsPerIP,
+		"handshake_timeout_ms", lim.HandshakeTimeout.Milliseconds(), "idle_timeout_s", int(lim.IdleTimeout.Seconds()),
+		"max_message_size", lim.MaxMessageSize)
 	select {
 	case <-ctx.Done():
 		f.drain()
@@ -342,7 +383,19 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // serve adapts a sipgo request to the front-agnostic handler.
 func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
-	w := &responder{req: req, tx: tx, log: f.log}
+	w := &responder{req: req, tx: tx, log: f.log, conn: f.streamConn(req, tx)}
+	if w.conn != nil {
+		w.conn.active()
+	}
+	if v := CheckRequest(req); v != nil {
+		f.rlog.Info("strict:"+strconv.Itoa(v.Code), "sip: refusing malformed request", "method", string(req.Method),
+			"source", req.Source(), "code", v.Code, "reason", v.Reason)
+		_ = w.Respond(context.Background(), v.Response())
+		if v.Framing && w.conn != nil {
+			_ = w.conn.Close()
+		}
+		return
+	}
 	f.inflight.Add(1)
 	defer f.inflight.Add(-1)
 	if f.draining.Load() {
@@ -385,11 +438,31 @@ func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// streamConn is the guarded connection req came in on; nil over UDP.
+func (f *Front) streamConn(req *sip.Request, tx sip.ServerTransaction) *guardConn {
+	if req.Transport() == "UDP" {
+		return nil
+	}
+	st, ok := tx.(*sip.ServerTx)
+	if !ok {
+		return nil
+	}
+	c := st.Connection()
+	if c == nil {
+		return nil
+	}
+	return f.guard.lookup(c.LocalAddr().String(), req.Source())
+}
+
+// StreamConnections is the number of open TCP/TLS/WS/WSS connections.
+func (f *Front) StreamConnections() int { return f.guard.open() }
+
 // responder answers through the sipgo server transaction.
 type responder struct {
 	req  *sip.Request
 	tx   sip.ServerTransaction
 	log  *slog.Logger
+	conn *guardConn // stream connection of the request, nil over UDP
 	sent bool
 }
 
@@ -405,8 +478,39 @@ func (w *responder) Respond(_ context.Context, r *sipfront.Response) error {
 	if err := w.tx.Respond(res); err != nil {
 		return fmt.Errorf("native: respond %d: %w", r.Code, err)
 	}
+	if w.conn != nil && r.Code == 200 && w.req.Method == sip.REGISTER {
+		// The connection now carries the binding: keep it while it lasts.
+		w.conn.bound(grantedExpires(r.Headers))
+	}
 	return nil
 }
+
+// grantedExpires reads the lifetime a REGISTER 200 granted: the Expires
+// header, else the largest Contact expires parameter, else RFC 3261's
+// default of 3600 s.
+func grantedExpires(hs []sipfront.Header) time.Duration {
+	best, found := 0, false
+	for _, h := range hs {
+		switch strings.ToLower(h.Name) {
+		case "expires":
+			if n, err := strconv.Atoi(strings.TrimSpace(h.Value)); err == nil && n >= 0 {
+				return time.Duration(n) * time.Second
+			}
+		case "contact", "m":
+			if m := contactExpiresRE.FindStringSubmatch(h.Value); m != nil {
+				if n, err := strconv.Atoi(m[1]); err == nil {
+					best, found = max(best, n), true
+				}
+			}
+		}
+	}
+	if !found {
+		best = 3600
+	}
+	return time.Duration(best) * time.Second
+}
+
+var contactExpiresRE = regexp.MustCompile(`(?i);\s*expires\s*=\s*(\d{1,9})`)
 
 // BuildResponse makes the SIP response for req from a front-agnostic answer.
 func BuildResponse(req *sip.Request, r *sipfront.Response) *sip.Response {
@@ -415,6 +519,9 @@ func BuildResponse(req *sip.Request, r *sipfront.Response) *sip.Response {
 		reason = sipfront.ReasonPhrase(r.Code)
 	}
 	res := sip.NewResponseFromRequest(req, r.Code, reason, nil)
+	// sipgo copies the request's version; we only speak 2.0 (a SIP/3.0
+	// request gets "SIP/2.0 505").
+	res.SipVersion = "SIP/2.0"
 	// Headers our lenient parser kept as generic ones are not copied by sipgo.
 	for _, name := range []string{"From", "To", "Call-ID", "CSeq"} {
 		if res.GetHeader(name) == nil {

@@ -109,7 +109,28 @@ func (p *Proc) WaitLog(substr string) bool {
 // environment but PATH/HOME) and waits until a log line contains ready.
 func Start(t testing.TB, env map[string]string, ready string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(Binary(t), args...)
+	return start(t, env, ready, exec.Command(Binary(t), args...))
+}
+
+// StartLimited is Start with the service's open files limit (soft and hard,
+// so Go's start-up raise cannot lift it) set to nofile, through prlimit(1)
+// (util-linux).
+func StartLimited(t testing.TB, env map[string]string, ready string, nofile int, args ...string) *Proc {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("prlimit (util-linux) is required")
+		}
+		t.Skip("prlimit (util-linux) not installed")
+	}
+	n := strconv.Itoa(nofile)
+	argv := append([]string{"--nofile=" + n + ":" + n, "--", Binary(t)}, args...)
+	return start(t, env, ready, exec.Command(prlimit, argv...))
+}
+
+func start(t testing.TB, env map[string]string, ready string, cmd *exec.Cmd) *Proc {
+	t.Helper()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -178,6 +199,8 @@ func (p *Proc) Kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
+// Pid is the service's process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
