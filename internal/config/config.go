@@ -23,6 +23,10 @@ type MySQL struct {
 	Password        string
 	Database        string
 	ConnectionLimit int
+	// DialTimeout and Timeout (read/write) bound one call to a dead server
+	// (MYSQL_DIAL_TIMEOUT_MS, MYSQL_TIMEOUT_MS).
+	DialTimeout time.Duration
+	Timeout     time.Duration
 }
 
 // Enabled reports whether the pool is configured.
@@ -44,6 +48,11 @@ type Redis struct {
 	TLSCAFile   string
 	TLSKeyFile  string
 	TLSCertFile string
+
+	// DialTimeout and Timeout (read/write) bound one call to a dead server
+	// (REDIS_DIAL_TIMEOUT_MS, REDIS_TIMEOUT_MS).
+	DialTimeout time.Duration
+	Timeout     time.Duration
 }
 
 // Enabled reports whether Redis is configured.
@@ -133,6 +142,9 @@ type Config struct {
 	MySQL      MySQL
 	MySQLWrite MySQL
 	Redis      Redis
+	// BackendProbeInterval: how often a down Redis or MySQL is probed
+	// (BACKEND_PROBE_INTERVAL_MS); calls needing it fail at once meanwhile.
+	BackendProbeInterval time.Duration
 
 	TimeSeriesHost string
 	ClusterID      string
@@ -238,6 +250,8 @@ func Load(getenv Getenv) (*Config, error) {
 		Password:        r.str("JAMBONES_MYSQL_PASSWORD", ""),
 		Database:        r.str("JAMBONES_MYSQL_DATABASE", ""),
 		ConnectionLimit: r.positive("JAMBONES_MYSQL_CONNECTION_LIMIT", 10),
+		DialTimeout:     r.millis("MYSQL_DIAL_TIMEOUT_MS", 1000),
+		Timeout:         r.millis("MYSQL_TIMEOUT_MS", 3000),
 	}
 	if c.MySQL.Host != "" {
 		r.require("JAMBONES_MYSQL_USER", c.MySQL.User, "JAMBONES_MYSQL_HOST")
@@ -250,6 +264,8 @@ func Load(getenv Getenv) (*Config, error) {
 		Password:        r.str("JAMBONES_MYSQL_WRITE_PASSWORD", ""),
 		Database:        r.str("JAMBONES_MYSQL_WRITE_DATABASE", ""),
 		ConnectionLimit: c.MySQL.ConnectionLimit,
+		DialTimeout:     c.MySQL.DialTimeout,
+		Timeout:         c.MySQL.Timeout,
 	}
 	// The original uses the write pool only when all of its variables are set.
 	if c.MySQLWrite.Host == "" || c.MySQLWrite.User == "" || c.MySQLWrite.Password == "" || c.MySQLWrite.Database == "" {
@@ -269,10 +285,14 @@ func Load(getenv Getenv) (*Config, error) {
 		TLSCAFile:          r.str("JAMBONES_REDIS_TLS_CA_FILE", ""),
 		TLSKeyFile:         r.str("JAMBONES_REDIS_TLS_KEY_FILE", ""),
 		TLSCertFile:        r.str("JAMBONES_REDIS_TLS_CERT_FILE", ""),
+		DialTimeout:        r.millis("REDIS_DIAL_TIMEOUT_MS", 500),
+		Timeout:            r.millis("REDIS_TIMEOUT_MS", 1000),
 	}
 	if len(c.Redis.Sentinels) > 0 && c.Redis.SentinelMasterName == "" {
 		r.fail("JAMBONES_REDIS_SENTINEL_MASTER_NAME", "is required when JAMBONES_REDIS_SENTINELS is set")
 	}
+
+	c.BackendProbeInterval = r.millis("BACKEND_PROBE_INTERVAL_MS", 250)
 
 	c.TimeSeriesHost = r.str("JAMBONES_TIME_SERIES_HOST", "")
 	c.ClusterID = r.str("JAMBONES_CLUSTER_ID", "default")
