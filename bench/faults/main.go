@@ -301,10 +301,13 @@ func registerAll(ctx context.Context, sock *phoneSocket, n int) error {
 	return nil
 }
 
-// load sends rate REGISTERs per second until ctx ends: even ones are first
-// REGISTERs of users never seen (a new registration: account lookup, then
-// 401), odd ones re-registers of a registered phone from its own socket
-// and Contact (answered from the cached binding).
+// load sends rate REGISTERs per second until ctx ends, in turn:
+//   - unknown-realm: a first REGISTER in a realm never seen (its account
+//     must be looked up in MySQL; 403 when up);
+//   - new: a first REGISTER of a new user of the known realm (account
+//     lookup, served by the directory cache; 401 when up);
+//   - cached: a re-register of a registered phone from its own socket and
+//     Contact (answered from its binding in Redis; 200).
 func load(ctx context.Context, sock *phoneSocket, rate, phones int, record func(answer)) {
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
@@ -319,12 +322,17 @@ func load(ctx context.Context, sock *phoneSocket, rate, phones int, record func(
 		} else if ctx.Err() != nil {
 			return
 		}
-		class, user := "new", fmt.Sprintf("new%08d", i)
-		if i%2 == 1 {
-			class, user = "cached", phone((i/2)%phones)
+		class, user, domain := "", fmt.Sprintf("new%08d", i), realm
+		switch i % 3 {
+		case 0:
+			class, domain = "unknown-realm", fmt.Sprintf("r%08d.example.com", i)
+		case 1:
+			class = "new"
+		case 2:
+			class, user = "cached", phone((i/3)%phones)
 		}
 		callID := newCallID(class)
-		sock.send(callID, sock.register(user, callID, 1, ""), func(sent time.Time, r response) {
+		sock.send(callID, sock.register(user, domain, callID, 1, ""), func(sent time.Time, r response) {
 			record(answer{class: class, sent: sent, latency: r.at.Sub(sent), code: r.code})
 		})
 	}
@@ -618,12 +626,14 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Micros
 func report(o options, results []result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Fault benchmark (bench/faults/run.sh), %s\n\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "%d REGISTER/s from one UDP socket (half first REGISTERs of new users, half cached re-registers of "+
-		"%d phones registered before), outage of %v; latency = request sent to final answer received.\n\n",
+	fmt.Fprintf(&b, "%d REGISTER/s from one UDP socket, a third each: first REGISTERs in realms never seen (unknown-realm), "+
+		"first REGISTERs of new users of a known realm (new), re-registers of %d phones registered before the outage (cached); "+
+		"outage of %v; latency = request sent to final answer received; default settings (DIRECTORY_CACHE_TTL_MS 5000, "+
+		"DIRECTORY_CACHE_STALE_MS 3600000, BACKEND_PROBE_INTERVAL_MS 250).\n\n",
 		o.rate, o.phones, o.outage)
 	b.WriteString("| outage | class | requests | answers | p50 | p99 | max | unanswered |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		for _, class := range []string{"new", "cached"} {
+		for _, class := range []string{"unknown-realm", "new", "cached"} {
 			var lat []time.Duration
 			codes := map[int]int{}
 			for _, a := range r.answers {
@@ -638,8 +648,8 @@ func report(o options, results []result) string {
 				parts = append(parts, fmt.Sprintf("%d x %d", codes[c], c))
 			}
 			unanswered := "-"
-			if class == "new" {
-				unanswered = strconv.Itoa(r.unanswered) + " (both classes)"
+			if class == "unknown-realm" {
+				unanswered = strconv.Itoa(r.unanswered) + " (all classes)"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s |\n", r.mode, class, len(lat), strings.Join(parts, ", "),
 				ms(percentile(lat, 0.50)), ms(percentile(lat, 0.99)), ms(percentile(lat, 1)), unanswered)

@@ -111,15 +111,15 @@ func parseResponse(msg string) (code int, callID, challenge string, ok bool) {
 	return code, callID, challenge, callID != ""
 }
 
-// register builds a REGISTER of user from this socket.
-func (s *phoneSocket) register(user, callID string, cseq int, authorization string) string {
+// register builds a REGISTER of user@domain from this socket.
+func (s *phoneSocket) register(user, domain, callID string, cseq int, authorization string) string {
 	n := s.seq.Add(1)
 	var b strings.Builder
-	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", realm)
+	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", domain)
 	fmt.Fprintf(&b, "Via: SIP/2.0/UDP %s;branch=z9hG4bK-f%d;rport\r\n", s.local, n)
 	b.WriteString("Max-Forwards: 70\r\n")
-	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%d\r\n", user, realm, n)
-	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", user, realm)
+	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=%d\r\n", user, domain, n)
+	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", user, domain)
 	fmt.Fprintf(&b, "Call-ID: %s\r\n", callID)
 	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", cseq)
 	fmt.Fprintf(&b, "Contact: <sip:%s@%s>\r\n", user, s.local)
@@ -185,7 +185,7 @@ func (s *phoneSocket) fullRegister(ctx context.Context, user string) (int, error
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	callID := newCallID("reg")
-	r, err := s.request(ctx, callID, s.register(user, callID, 1, ""))
+	r, err := s.request(ctx, callID, s.register(user, realm, callID, 1, ""))
 	if err != nil || r.code != 401 {
 		return r.code, err
 	}
@@ -197,6 +197,6 @@ func (s *phoneSocket) fullRegister(ctx context.Context, user string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	r, err = s.request(ctx, callID, s.register(user, callID, 2, auth))
+	r, err = s.request(ctx, callID, s.register(user, realm, callID, 2, auth))
 	return r.code, err
 }

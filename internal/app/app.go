@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	var lookups registrar.Directory = countingDirectory{dir, m}
 	if mysql != nil && cfg.DirectoryCacheTTL > 0 {
-		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000)
+		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000).WithStale(cfg.DirectoryCacheStale)
 	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook

@@ -157,18 +157,21 @@ type Config struct {
 	WebhookTimeout time.Duration
 	// DirectoryCacheTTL: how long MySQL account/client lookups are cached (0: off).
 	DirectoryCacheTTL time.Duration
-	HTTPUserAgent     string
-	ExpiresInterval   time.Duration
-	CheckExpires      time.Duration
-	SBCKeepAlive      time.Duration
-	DeadSBC           time.Duration
-	OptionsPingEvery  time.Duration
-	OptionsPingTTL    time.Duration
-	OptionsRemove     []int
-	SocketPath        string
-	Regbot            Regbot
-	Stats             Stats
-	Security          Security
+	// DirectoryCacheStale: how long past its TTL a cached lookup is still
+	// served while MySQL is down (0: never).
+	DirectoryCacheStale time.Duration
+	HTTPUserAgent       string
+	ExpiresInterval     time.Duration
+	CheckExpires        time.Duration
+	SBCKeepAlive        time.Duration
+	DeadSBC             time.Duration
+	OptionsPingEvery    time.Duration
+	OptionsPingTTL      time.Duration
+	OptionsRemove       []int
+	SocketPath          string
+	Regbot              Regbot
+	Stats               Stats
+	Security            Security
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
@@ -307,6 +310,7 @@ func Load(getenv Getenv) (*Config, error) {
 
 	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 5000)
 	c.DirectoryCacheTTL = time.Duration(r.integer("DIRECTORY_CACHE_TTL_MS", 5000, 0, 1<<31-1)) * time.Millisecond
+	c.DirectoryCacheStale = time.Duration(r.integer("DIRECTORY_CACHE_STALE_MS", 3600000, 0, 1<<31-1)) * time.Millisecond
 	c.HTTPUserAgent = r.str("JAMBONES_HTTP_USER_AGENT_HEADER", "")
 	c.ExpiresInterval = r.millis("EXPIRES_INTERVAL", 60000)
 	c.CheckExpires = r.millis("CHECK_EXPIRES_INTERVAL", 20000)
