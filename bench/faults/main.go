@@ -101,9 +101,9 @@ type result struct {
 	outageStart   time.Time
 	outageEnd     time.Time // the backend is being started again
 	backAt        time.Time // it answers
-	answers       []answer // sent during the outage
-	unanswered    int      // sent during the outage, no answer 2 s after the run
-	samples       []sample // during the outage
+	answers       []answer  // sent during the outage
+	unanswered    int       // sent during the outage, no answer 2 s after the run
+	samples       []sample  // during the outage
 	recovery      time.Duration
 	recoveryTries int
 	phones        int
