@@ -184,7 +184,7 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 	b, err := c.d.Store.Binding(ctx, r.AoR)
 	if errors.Is(err, breaker.ErrUnavailable) {
 		// The store is down: the binding could not be written either.
-		r.Log.Warn("register: store unavailable", "err", err)
+		r.Log.Debug("register: store unavailable", "err", err)
 		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 	}
 	if err != nil {

@@ -253,3 +253,33 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	readBinding(t, rdb, "john@jambonz.org")
 }
+
+// TestFaultMySQLStaleDirectory: with the directory cache on, accounts
+// looked up before MySQL went down keep registering (new devices too,
+// through their webhook) while realms never seen get 503 at once.
+func TestFaultMySQLStaleDirectory(t *testing.T) {
+	rdb := redisClient(t)
+	my := testenv.MySQL(t)
+	proxy := testenv.StartTCPProxy(t, fmt.Sprintf("%s:%d", my.Host, my.Port))
+	sidecar.Webhook(t, webhookOptions())
+	env := sidecar.BaseEnv(t)
+	_, port, _ := strings.Cut(proxy.Addr(), ":")
+	env["JAMBONES_MYSQL_PORT"] = port
+	env["DIRECTORY_CACHE_TTL_MS"] = "1" // expired at once: only the stale copy can answer
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15150"
+	sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:15150"
+
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv", Target: target, LocalPort: 15151})
+	proxy.Cut()
+	// jane was never registered: her account (jambonz.org) comes from the
+	// stale cache, her credentials from the webhook.
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success-jane.xml", CSV: "good_user2.csv", Target: target, LocalPort: 15152})
+	readBinding(t, rdb, "jane@jambonz.org")
+	answer := exchange(t, "udp", target, 15153, register("udp", 15153, map[string]string{
+		"From": "<sip:bob@never-seen.example.com>;tag=1", "To": "<sip:bob@never-seen.example.com>"}))
+	if !strings.HasPrefix(answer, "SIP/2.0 503") || !strings.Contains(answer, "Retry-After:") {
+		t.Errorf("REGISTER of a realm never looked up, MySQL down = %q, want 503 with Retry-After", firstLine(answer))
+	}
+	proxy.Restore()
+}
