@@ -179,13 +179,13 @@ func newCallID(kind string) string {
 	return fmt.Sprintf("%s-%d-%d@bench", kind, time.Now().UnixNano(), callSeq.Add(1))
 }
 
-// fullRegister runs REGISTER, 401, REGISTER with credentials and returns
-// the final status.
-func (s *phoneSocket) fullRegister(ctx context.Context, user string) (int, error) {
+// fullRegister runs REGISTER, 401, REGISTER with credentials for
+// user@domain and returns the final status.
+func (s *phoneSocket) fullRegister(ctx context.Context, user, domain string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	callID := newCallID("reg")
-	r, err := s.request(ctx, callID, s.register(user, realm, callID, 1, ""))
+	r, err := s.request(ctx, callID, s.register(user, domain, callID, 1, ""))
 	if err != nil || r.code != 401 {
 		return r.code, err
 	}
@@ -193,10 +193,10 @@ func (s *phoneSocket) fullRegister(ctx context.Context, user string) (int, error
 	if err != nil {
 		return 0, err
 	}
-	auth, err := ch.Authorize("REGISTER", "sip:"+realm, user, password, 1)
+	auth, err := ch.Authorize("REGISTER", "sip:"+domain, user, password, 1)
 	if err != nil {
 		return 0, err
 	}
-	r, err = s.request(ctx, callID, s.register(user, realm, callID, 2, auth))
+	r, err = s.request(ctx, callID, s.register(user, domain, callID, 2, auth))
 	return r.code, err
 }
