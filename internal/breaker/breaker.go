@@ -156,26 +156,17 @@ func (b *Breaker) Check(check func(ctx context.Context) error) func(ctx context.
 // first probe runs at once (a single broken connection should cost
 // milliseconds, not an interval), then one every Interval.
 func (b *Breaker) Run(ctx context.Context) {
-	t := time.NewTimer(0)
-	if !t.Stop() {
-		<-t.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.wake:
 		}
-		for b.down.Load() != nil {
-			if b.probeOnce(ctx) {
-				break
-			}
-			t.Reset(b.opt.Interval)
+		for b.down.Load() != nil && !b.probeOnce(ctx) {
 			select {
 			case <-ctx.Done():
-				t.Stop()
 				return
-			case <-t.C:
+			case <-time.After(b.opt.Interval):
 			}
 		}
 	}
