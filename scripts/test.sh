@@ -69,6 +69,7 @@ first_cmd() { # first of the named commands that exists
 ensure_packages() {
 	local missing=()
 	first_cmd redis-server >/dev/null && first_cmd redis-cli >/dev/null || missing+=(redis-server redis-tools)
+	first_cmd redis-sentinel >/dev/null || missing+=(redis-sentinel) # Sentinel failover test
 	first_cmd mariadbd mysqld >/dev/null && first_cmd mariadb-install-db mysql_install_db >/dev/null || missing+=(mariadb-server)
 	first_cmd mariadb mysql >/dev/null || missing+=(mariadb-client)
 	first_cmd sipp >/dev/null || missing+=(sip-tester)

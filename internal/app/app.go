@@ -58,19 +58,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		defer stopStore()
 		go st.run(storeCtx)
 	}
+	// Each backend has a circuit breaker: calls fail at once while it is
+	// down, one probe per BACKEND_PROBE_INTERVAL_MS finds it back, and
+	// /ready reports the state (docs/reliability.md).
 	if st.rdb != nil {
 		rdb := st.rdb
-		checks.Add("redis", func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+		checks.Add("redis", st.health.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }))
+		bg.Go(func() { st.health.Run(ctx) })
 	}
 	store := st.Store
-	dir, closeDir, err := openDirectory(ctx, cfg, log)
+	dir, dirHealth, closeDir, err := openDirectory(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeDir()
 	mysql, _ := dir.(*mysqldir.Directory)
 	if mysql != nil {
-		checks.Add("mysql", health.PingCheck(mysql.Read()))
+		checks.Add("mysql", dirHealth.Check(health.PingCheck(mysql.Read())))
+		bg.Go(func() { dirHealth.Run(ctx) })
 	}
 
 	var cipher *credcrypt.Cipher
@@ -115,7 +120,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	var lookups registrar.Directory = countingDirectory{dir, m}
 	if mysql != nil && cfg.DirectoryCacheTTL > 0 {
-		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000)
+		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000).WithStale(cfg.DirectoryCacheStale)
 	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/filedir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
@@ -91,7 +92,9 @@ func Banner(cfg *config.Config) string {
 type storage struct {
 	Store Store
 	rdb   redis.UniversalClient
-	mem   *memstore.Store
+	// health is Redis' circuit breaker (with rdb).
+	health *breaker.Breaker
+	mem    *memstore.Store
 	// run, when not nil, must run until shutdown (periodic saves).
 	run func(context.Context)
 	// close saves and releases.
@@ -124,20 +127,22 @@ func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (stora
 			log.Info("store: state saved", "state_file", cfg.StateFile)
 		}}, nil
 	}
-	rdb, err := redisconn.Open(cfg.Redis)
+	rdb, health, err := redisconn.Open(cfg.Redis, cfg.BackendProbeInterval, log)
 	if err != nil {
 		return storage{}, err
 	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		// Not fatal: REGISTERs are answered 503 until Redis is back.
+		// Not fatal: REGISTERs are answered 503 until Redis is back (the
+		// failed ping opened the breaker; its probe closes it).
 		log.Warn("redis: not reachable at start-up", "err", err)
 	}
-	return storage{Store: redisstore.New(rdb), rdb: rdb, close: func() { rdb.Close() }}, nil
+	return storage{Store: redisstore.New(rdb), rdb: rdb, health: health, close: func() { rdb.Close() }}, nil
 }
 
-// openDirectory returns the MySQL directory, or the file (or demo) one when
-// MySQL is not configured.
-func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (Directory, func(), error) {
+// openDirectory returns the MySQL directory and its read pool's circuit
+// breaker, or the file (or demo) one (no breaker) when MySQL is not
+// configured.
+func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (Directory, *breaker.Breaker, func(), error) {
 	if !cfg.MySQL.Enabled() {
 		var (
 			d   *filedir.Directory
@@ -149,7 +154,7 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (D
 			d, err = filedir.Load(cfg.ConfigFile)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		accounts, clients, carriers := d.Counts()
 		log.Info("directory: config file (no JAMBONES_MYSQL_HOST)", "file", d.Source(),
@@ -158,17 +163,20 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (D
 			log.Info("demo mode", "realm", filedir.DemoRealm, "user", filedir.DemoUser,
 				"password", filedir.DemoPassword)
 		}
-		return d, func() {}, nil
+		return d, nil, func() {}, nil
 	}
-	readDB, err := mysqldir.Open(cfg.MySQL)
+	// The write pool (sbc_addresses upkeep, outbound registration status)
+	// serves background work only and has no breaker of its own; when it is
+	// the read pool, it shares the read pool's.
+	readDB, health, err := mysqldir.OpenWithBreaker(cfg.MySQL, cfg.BackendProbeInterval, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	writeDB := readDB
 	if cfg.MySQLWrite.Enabled() {
 		if writeDB, err = mysqldir.Open(cfg.MySQLWrite); err != nil {
 			readDB.Close()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	closeDBs := func() {
@@ -180,7 +188,7 @@ func openDirectory(ctx context.Context, cfg *config.Config, log *slog.Logger) (D
 	dir, err := mysqldir.New(ctx, readDB, writeDB)
 	if err != nil {
 		closeDBs()
-		return nil, nil, fmt.Errorf("%w (is MySQL at %s:%d reachable?)", err, cfg.MySQL.Host, cfg.MySQL.Port)
+		return nil, nil, nil, fmt.Errorf("%w (is MySQL at %s:%d reachable?)", err, cfg.MySQL.Host, cfg.MySQL.Port)
 	}
-	return dir, func() { dir.Close(); closeDBs() }, nil
+	return dir.WithBreaker(health), health, func() { dir.Close(); closeDBs() }, nil
 }

@@ -24,6 +24,10 @@ type MySQL struct {
 	Password        string
 	Database        string
 	ConnectionLimit int
+	// DialTimeout and Timeout (read/write) bound one call to a dead server
+	// (MYSQL_DIAL_TIMEOUT_MS, MYSQL_TIMEOUT_MS).
+	DialTimeout time.Duration
+	Timeout     time.Duration
 }
 
 // Enabled reports whether the pool is configured.
@@ -45,6 +49,11 @@ type Redis struct {
 	TLSCAFile   string
 	TLSKeyFile  string
 	TLSCertFile string
+
+	// DialTimeout and Timeout (read/write) bound one call to a dead server
+	// (REDIS_DIAL_TIMEOUT_MS, REDIS_TIMEOUT_MS).
+	DialTimeout time.Duration
+	Timeout     time.Duration
 }
 
 // Enabled reports whether Redis is configured.
@@ -160,6 +169,9 @@ type Config struct {
 	MySQL      MySQL
 	MySQLWrite MySQL
 	Redis      Redis
+	// BackendProbeInterval: how often a down Redis or MySQL is probed
+	// (BACKEND_PROBE_INTERVAL_MS); calls needing it fail at once meanwhile.
+	BackendProbeInterval time.Duration
 
 	TimeSeriesHost string
 	ClusterID      string
@@ -172,18 +184,21 @@ type Config struct {
 	WebhookTimeout time.Duration
 	// DirectoryCacheTTL: how long MySQL account/client lookups are cached (0: off).
 	DirectoryCacheTTL time.Duration
-	HTTPUserAgent     string
-	ExpiresInterval   time.Duration
-	CheckExpires      time.Duration
-	SBCKeepAlive      time.Duration
-	DeadSBC           time.Duration
-	OptionsPingEvery  time.Duration
-	OptionsPingTTL    time.Duration
-	OptionsRemove     []int
-	SocketPath        string
-	Regbot            Regbot
-	Stats             Stats
-	Security          Security
+	// DirectoryCacheStale: how long past its TTL a cached lookup is still
+	// served while MySQL is down (0: never).
+	DirectoryCacheStale time.Duration
+	HTTPUserAgent       string
+	ExpiresInterval     time.Duration
+	CheckExpires        time.Duration
+	SBCKeepAlive        time.Duration
+	DeadSBC             time.Duration
+	OptionsPingEvery    time.Duration
+	OptionsPingTTL      time.Duration
+	OptionsRemove       []int
+	SocketPath          string
+	Regbot              Regbot
+	Stats               Stats
+	Security            Security
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
@@ -278,6 +293,8 @@ func Load(getenv Getenv) (*Config, error) {
 		Password:        r.str("JAMBONES_MYSQL_PASSWORD", ""),
 		Database:        r.str("JAMBONES_MYSQL_DATABASE", ""),
 		ConnectionLimit: r.positive("JAMBONES_MYSQL_CONNECTION_LIMIT", 10),
+		DialTimeout:     r.millis("MYSQL_DIAL_TIMEOUT_MS", 1000),
+		Timeout:         r.millis("MYSQL_TIMEOUT_MS", 3000),
 	}
 	if c.MySQL.Host != "" {
 		r.require("JAMBONES_MYSQL_USER", c.MySQL.User, "JAMBONES_MYSQL_HOST")
@@ -290,6 +307,8 @@ func Load(getenv Getenv) (*Config, error) {
 		Password:        r.str("JAMBONES_MYSQL_WRITE_PASSWORD", ""),
 		Database:        r.str("JAMBONES_MYSQL_WRITE_DATABASE", ""),
 		ConnectionLimit: c.MySQL.ConnectionLimit,
+		DialTimeout:     c.MySQL.DialTimeout,
+		Timeout:         c.MySQL.Timeout,
 	}
 	// The original uses the write pool only when all of its variables are set.
 	if c.MySQLWrite.Host == "" || c.MySQLWrite.User == "" || c.MySQLWrite.Password == "" || c.MySQLWrite.Database == "" {
@@ -309,10 +328,14 @@ func Load(getenv Getenv) (*Config, error) {
 		TLSCAFile:          r.str("JAMBONES_REDIS_TLS_CA_FILE", ""),
 		TLSKeyFile:         r.str("JAMBONES_REDIS_TLS_KEY_FILE", ""),
 		TLSCertFile:        r.str("JAMBONES_REDIS_TLS_CERT_FILE", ""),
+		DialTimeout:        r.millis("REDIS_DIAL_TIMEOUT_MS", 500),
+		Timeout:            r.millis("REDIS_TIMEOUT_MS", 1000),
 	}
 	if len(c.Redis.Sentinels) > 0 && c.Redis.SentinelMasterName == "" {
 		r.fail("JAMBONES_REDIS_SENTINEL_MASTER_NAME", "is required when JAMBONES_REDIS_SENTINELS is set")
 	}
+
+	c.BackendProbeInterval = r.millis("BACKEND_PROBE_INTERVAL_MS", 250)
 
 	c.TimeSeriesHost = r.str("JAMBONES_TIME_SERIES_HOST", "")
 	c.ClusterID = r.str("JAMBONES_CLUSTER_ID", "default")
@@ -328,6 +351,7 @@ func Load(getenv Getenv) (*Config, error) {
 	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 5000)
 	c.WebhookMaxConcurrent = r.integer("WEBHOOK_MAX_CONCURRENT_PER_ACCOUNT", 50, 0, 1<<31-1)
 	c.DirectoryCacheTTL = time.Duration(r.integer("DIRECTORY_CACHE_TTL_MS", 5000, 0, 1<<31-1)) * time.Millisecond
+	c.DirectoryCacheStale = time.Duration(r.integer("DIRECTORY_CACHE_STALE_MS", 3600000, 0, 1<<31-1)) * time.Millisecond
 	c.HTTPUserAgent = r.str("JAMBONES_HTTP_USER_AGENT_HEADER", "")
 	c.ExpiresInterval = r.millis("EXPIRES_INTERVAL", 60000)
 	c.CheckExpires = r.millis("CHECK_EXPIRES_INTERVAL", 20000)

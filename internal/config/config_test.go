@@ -35,12 +35,15 @@ func TestLoad_Defaults(t *testing.T) {
 		{"SIPPublicAddress", c.SIPPublicAddress, ""},
 		{"Drachtio", c.Drachtio, Drachtio{Port: 9022}},
 		{"Drachtio.Enabled", c.Drachtio.Enabled(), false},
-		{"MySQL", c.MySQL, MySQL{Port: 3306, ConnectionLimit: 10}},
+		{"MySQL", c.MySQL, MySQL{Port: 3306, ConnectionLimit: 10, DialTimeout: time.Second, Timeout: 3 * time.Second}},
 		{"MySQL.Enabled", c.MySQL.Enabled(), false},
 		{"MySQLWrite", c.MySQLWrite, MySQL{}},
 		{"Redis.Port", c.Redis.Port, 6379},
 		{"Redis.Enabled", c.Redis.Enabled(), false},
 		{"Redis.TLS", c.Redis.TLS, false},
+		{"Redis.DialTimeout", c.Redis.DialTimeout, 500 * time.Millisecond},
+		{"Redis.Timeout", c.Redis.Timeout, time.Second},
+		{"BackendProbeInterval", c.BackendProbeInterval, 250 * time.Millisecond},
 		{"ClusterID", c.ClusterID, "default"},
 		{"Hosting", c.Hosting, false},
 		{"NetworkCIDRs", c.NetworkCIDRs, []netip.Prefix{
@@ -116,7 +119,8 @@ func TestLoad_ValuesParsed(t *testing.T) {
 		{"SIPListen", c.SIPListen, []Listen{{"udp", "10.0.0.1", 5060}, {"tcp", "::1", 5070}}},
 		{"SIPPublicAddress", c.SIPPublicAddress, "3.1.2.3"},
 		{"Drachtio", c.Drachtio, Drachtio{Host: "127.0.0.1", Port: 9023, Secret: "cymru"}},
-		{"MySQL", c.MySQL, MySQL{Host: "db", Port: 3306, User: "admin", Password: "pw", Database: "jambones", ConnectionLimit: 20}},
+		{"MySQL", c.MySQL, MySQL{Host: "db", Port: 3306, User: "admin", Password: "pw", Database: "jambones", ConnectionLimit: 20,
+			DialTimeout: time.Second, Timeout: 3 * time.Second}},
 		{"Redis.Sentinels", c.Redis.Sentinels, []string{"s1:26379", "s2:26380", "s3:26379"}},
 		{"Redis.Enabled", c.Redis.Enabled(), true},
 		{"Redis.TLS", c.Redis.TLS, true},
@@ -277,7 +281,8 @@ func TestLoad_WritePoolOnlyWhenComplete(t *testing.T) {
 		"JAMBONES_MYSQL_WRITE_DATABASE": "wd",
 	}
 	c := mustLoad(t, full)
-	want := MySQL{Host: "writer", Port: 3307, User: "wu", Password: "wp", Database: "wd", ConnectionLimit: 10}
+	want := MySQL{Host: "writer", Port: 3307, User: "wu", Password: "wp", Database: "wd", ConnectionLimit: 10,
+		DialTimeout: time.Second, Timeout: 3 * time.Second}
 	if c.MySQLWrite != want || !c.MySQLWrite.Enabled() {
 		t.Fatalf("MySQLWrite = %+v, want %+v", c.MySQLWrite, want)
 	}

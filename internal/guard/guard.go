@@ -7,6 +7,7 @@ package guard
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 )
 
 // Bans keeps bans and failure counts.
@@ -132,8 +135,14 @@ func (g *Guard) banned(ctx context.Context, key string) bool {
 	}
 	b, err := g.bans.Banned(ctx, key)
 	if err != nil {
-		// Fail open: a ban store outage must not lock every phone out.
-		g.log.Warn("guard: reading bans failed", "err", err)
+		// Fail open: a ban store outage must not lock every phone out (and
+		// every REGISTER needs the store anyway: it gets 503 further on).
+		// A known outage was logged once by its breaker.
+		level := slog.LevelWarn
+		if errors.Is(err, breaker.ErrUnavailable) {
+			level = slog.LevelDebug
+		}
+		g.log.Log(ctx, level, "guard: reading bans failed", "err", err)
 		return false
 	}
 	if !b {

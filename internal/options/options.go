@@ -86,7 +86,9 @@ func (h *Handler) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, r *si
 	n, err := h.apply(ctx, r, c)
 	if err != nil {
 		h.log.Error("options: check-in failed", "err", err, "set", c.set, "member", c.member, "call_id", r.CallID())
-		_ = w.Respond(ctx, &sipfront.Response{Code: 503})
+		// Retry-After: the feature server checks in again on its own
+		// schedule anyway; this tells it the refusal is temporary.
+		_ = w.Respond(ctx, &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
 		return
 	}
 	_ = w.Respond(ctx, &sipfront.Response{Code: 200, Headers: []sipfront.Header{

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
@@ -188,6 +189,11 @@ type cache struct{ d Deps }
 
 func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
 	b, err := c.d.Store.Binding(ctx, r.AoR)
+	if errors.Is(err, breaker.ErrUnavailable) {
+		// The store is down: the binding could not be written either.
+		r.Log.Debug("register: store unavailable", "err", err)
+		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
+	}
 	if err != nil {
 		// Not fatal: the full path can still authenticate, and will fail
 		// at bind time if the store is really down.

@@ -55,9 +55,50 @@ func options(lport int) string {
 		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", lport, time.Now().UnixNano(), time.Now().UnixNano())
 }
 
+// answeredFast sends REGISTERs from lport and checks each gets a 503 with
+// Retry-After well within a second: a down backend is known, not dialled
+// (before the circuit breaker each took 3 s or more, docs/reliability.md).
+// The precise figures come from bench/faults/run.sh.
+func answeredFast(t *testing.T, target string, lport, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		answer := exchange(t, "udp", target, lport, register("udp", lport, nil))
+		elapsed := time.Since(start)
+		if !strings.HasPrefix(answer, "SIP/2.0 503") || !strings.Contains(answer, "Retry-After:") {
+			t.Fatalf("REGISTER with a backend down = %q, want 503 with Retry-After", answer)
+		}
+		if elapsed > time.Second {
+			t.Errorf("REGISTER with a backend down answered in %v, want well under 1 s", elapsed)
+		}
+	}
+}
+
+// snapshot returns the values of user:<aor> for users from..to-1.
+func snapshot(t *testing.T, rdb *redis.Client, from, to int) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for i := from; i < to; i++ {
+		k := fmt.Sprintf("user:u%03d@jambonz.org", i)
+		v, err := rdb.Get(context.Background(), k).Result()
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// waitReady waits until /ready on httpPort answers 200.
+func waitReady(t *testing.T, httpPort int) {
+	t.Helper()
+	eventuallyTrue(t, 10*time.Second, "/ready 200", func() bool { code, _ := probeReady(t, httpPort); return code == 200 })
+}
+
 // TestFaultRedis stops the service's redis-server during registrations and
-// starts it again: REGISTERs get 503 + Retry-After meanwhile, keepalives
-// still 200, and every binding written before and after is there.
+// starts it again: REGISTERs get 503 + Retry-After at once meanwhile,
+// keepalives still 200, /ready says Redis is down, and every binding
+// written before and after is there, unchanged, with its TTL.
 func TestFaultRedis(t *testing.T) {
 	rp := testenv.StartRedis(t, 16480)
 	rdb := redis.NewClient(&redis.Options{Addr: rp.Addr()})
@@ -66,12 +107,14 @@ func TestFaultRedis(t *testing.T) {
 	env := sidecar.BaseEnv(t)
 	env["JAMBONES_REDIS_HOST"], env["JAMBONES_REDIS_PORT"] = "127.0.0.1", strconv.Itoa(16480)
 	env["SIP_LISTEN"] = "udp:127.0.0.1:15110"
+	env["HTTP_PORT"] = "15119"
 	proc := sidecar.Start(t, env, "native front listening")
 	const target = "127.0.0.1:15110"
 
 	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: usersCSV(t, hook, 0, 20),
 		Target: target, LocalIP: "127.0.0.31", LocalPort: 15111, Calls: 20, Rate: 40})
 	assertBound(t, rdb, 0, 20)
+	before := snapshot(t, rdb, 0, 20)
 
 	// A registration run that spans the outage: some calls fail, the
 	// service must survive it.
@@ -83,24 +126,39 @@ func TestFaultRedis(t *testing.T) {
 	time.Sleep(time.Second)
 	rp.Stop()
 
-	sidecar.Run(t, sidecar.Sipp{Scenario: testdata(t, "uac-register-auth-expect-503.xml"), CSV: usersCSV(t, hook, 20, 21),
-		Target: target, LocalIP: "127.0.0.32", LocalPort: 15112})
+	answeredFast(t, target, 15112, 20)
 	if answer := exchange(t, "udp", target, 15114, options(15114)); !strings.HasPrefix(answer, "SIP/2.0 200") {
 		t.Errorf("keepalive during the outage = %q, want 200", firstLine(answer))
+	}
+	if code, checks := probeReady(t, 15119); code != 503 || !strings.Contains(fmt.Sprint(checks["redis"]), "unavailable") || checks["mysql"] != "ok" {
+		t.Errorf("/ready during the outage = %d %v, want 503 with redis unavailable", code, checks)
 	}
 
 	rp.Start()
 	<-during // its failures are expected
+	waitReady(t, 15119)
 	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: usersCSV(t, hook, 20, 40),
 		Target: target, LocalIP: "127.0.0.34", LocalPort: 15115, Calls: 20, Rate: 40})
 	assertBound(t, rdb, 0, 40)
-	if strings.Contains(proc.Logs(), "panic") {
+	for k, v := range snapshot(t, rdb, 0, 20) {
+		if before[k] != v {
+			t.Errorf("%s changed across the outage:\n before %s\n after  %s", k, before[k], v)
+		}
+	}
+	logs := proc.Logs()
+	if strings.Contains(logs, "panic") {
 		t.Error("service panicked")
+	}
+	for _, line := range []string{`"msg":"backend down: failing fast until a probe succeeds","backend":"redis"`, `"msg":"backend up: probe succeeded","backend":"redis"`} {
+		if !strings.Contains(logs, line) {
+			t.Errorf("logs lack %s", line)
+		}
 	}
 }
 
 // TestFaultMySQL cuts the service off MySQL: cached re-registers still
-// succeed, new registrations get 503, and all is well once it is back.
+// succeed, new registrations get 503 at once, /ready says MySQL is down,
+// and all is well once it is back.
 func TestFaultMySQL(t *testing.T) {
 	rdb := redisClient(t)
 	my := testenv.MySQL(t)
@@ -111,7 +169,8 @@ func TestFaultMySQL(t *testing.T) {
 	env["JAMBONES_MYSQL_PORT"] = port
 	env["DIRECTORY_CACHE_TTL_MS"] = "0" // the outage must be seen at once
 	env["SIP_LISTEN"] = "udp:127.0.0.1:15120"
-	sidecar.Start(t, env, "native front listening")
+	env["HTTP_PORT"] = "15129"
+	proc := sidecar.Start(t, env, "native front listening")
 	const target = "127.0.0.1:15120"
 	run := func(scenario, csv string, lport int) {
 		t.Helper()
@@ -122,10 +181,19 @@ func TestFaultMySQL(t *testing.T) {
 	proxy.Cut()
 	run("uac-re-register-auth-success.xml", "good_user.csv", 15121)
 	run("uac-register-auth-failure-expect-503.xml", "good_user2.csv", 15122)
+	answeredFast(t, target, 15123, 20)
+	if code, checks := probeReady(t, 15129); code != 503 || !strings.Contains(fmt.Sprint(checks["mysql"]), "unavailable") || checks["redis"] != "ok" {
+		t.Errorf("/ready during the outage = %d %v, want 503 with mysql unavailable", code, checks)
+	}
+	run("uac-re-register-auth-success.xml", "good_user.csv", 15121)
 	proxy.Restore()
+	waitReady(t, 15129)
 	run("uac-register-auth-success-jane.xml", "good_user2.csv", 15122)
 	readBinding(t, rdb, "john@jambonz.org")
 	readBinding(t, rdb, "jane@jambonz.org")
+	if !strings.Contains(proc.Logs(), `"msg":"backend up: probe succeeded","backend":"mysql"`) {
+		t.Error("logs lack the MySQL recovery")
+	}
 }
 
 // TestFaultWebhook: a slow webhook is cut off by the timeout and a failing
@@ -186,4 +254,34 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("exit code = %d, want 0", code)
 	}
 	readBinding(t, rdb, "john@jambonz.org")
+}
+
+// TestFaultMySQLStaleDirectory: with the directory cache on, accounts
+// looked up before MySQL went down keep registering (new devices too,
+// through their webhook) while realms never seen get 503 at once.
+func TestFaultMySQLStaleDirectory(t *testing.T) {
+	rdb := redisClient(t)
+	my := testenv.MySQL(t)
+	proxy := testenv.StartTCPProxy(t, fmt.Sprintf("%s:%d", my.Host, my.Port))
+	sidecar.Webhook(t, webhookOptions())
+	env := sidecar.BaseEnv(t)
+	_, port, _ := strings.Cut(proxy.Addr(), ":")
+	env["JAMBONES_MYSQL_PORT"] = port
+	env["DIRECTORY_CACHE_TTL_MS"] = "1" // expired at once: only the stale copy can answer
+	env["SIP_LISTEN"] = "udp:127.0.0.1:15150"
+	sidecar.Start(t, env, "native front listening")
+	const target = "127.0.0.1:15150"
+
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: "good_user.csv", Target: target, LocalPort: 15151})
+	proxy.Cut()
+	// jane was never registered: her account (jambonz.org) comes from the
+	// stale cache, her credentials from the webhook.
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success-jane.xml", CSV: "good_user2.csv", Target: target, LocalPort: 15152})
+	readBinding(t, rdb, "jane@jambonz.org")
+	answer := exchange(t, "udp", target, 15153, register("udp", 15153, map[string]string{
+		"From": "<sip:bob@never-seen.example.com>;tag=1", "To": "<sip:bob@never-seen.example.com>"}))
+	if !strings.HasPrefix(answer, "SIP/2.0 503") || !strings.Contains(answer, "Retry-After:") {
+		t.Errorf("REGISTER of a realm never looked up, MySQL down = %q, want 503 with Retry-After", firstLine(answer))
+	}
+	proxy.Restore()
 }

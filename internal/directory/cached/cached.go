@@ -5,13 +5,19 @@
 // clients(account_sid, username): without a cache each registration costs
 // MySQL a scan of the account's clients. A few seconds of staleness is the
 // price: a changed password or a deactivated account applies after TTL.
+//
+// While the directory is unavailable (breaker.ErrUnavailable: MySQL down)
+// an expired entry is still served for a while (WithStale), so that phones
+// of accounts seen recently keep registering during a MySQL outage.
 package cached
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 )
 
@@ -19,6 +25,7 @@ import (
 type Directory struct {
 	next  registrar.Directory
 	ttl   time.Duration
+	stale time.Duration
 	limit int
 	now   func() time.Time
 
@@ -34,6 +41,13 @@ type entry[V any] struct {
 	expires time.Time
 }
 
+// WithStale keeps entries for d after they expire, to be served only while
+// the underlying directory is unavailable, and returns d.
+func (d *Directory) WithStale(stale time.Duration) *Directory {
+	d.stale = stale
+	return d
+}
+
 // New caches next's answers for ttl, holding at most limit entries per kind.
 func New(next registrar.Directory, ttl time.Duration, limit int) *Directory {
 	return &Directory{
@@ -47,29 +61,34 @@ func New(next registrar.Directory, ttl time.Duration, limit int) *Directory {
 func lookup[V any](d *Directory, m map[string]entry[V], key string, load func() (V, error)) (V, error) {
 	now := d.now()
 	d.mu.Lock()
-	if e, ok := m[key]; ok && now.Before(e.expires) {
+	e, cached := m[key]
+	if cached && now.Before(e.expires) {
 		d.mu.Unlock()
 		return e.v, nil
 	}
 	d.mu.Unlock()
 	v, err := load()
 	if err != nil {
+		if cached && errors.Is(err, breaker.ErrUnavailable) && now.Before(e.expires.Add(d.stale)) {
+			return e.v, nil // the directory is down: the last answer beats a 503
+		}
 		return v, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// Expired entries are swept at most once per TTL, and whenever a map is
-	// full: without the periodic sweep every user seen since start stayed in
-	// memory until the limit (100,000 clients held ~30 MB of heap in the
-	// REGISTER benchmark's 100k-registration run, bench/RESULTS.md).
+	// Entries past their stale time are swept at most once per TTL, and
+	// whenever a map is full (then expired ones go even if still servable
+	// as stale): without the periodic sweep every user seen since start
+	// stayed in memory until the limit (100,000 clients held ~30 MB of heap
+	// in the REGISTER benchmark's 100k-registration run, bench/RESULTS.md).
 	if now.Sub(d.lastSweep) >= d.ttl {
 		d.lastSweep = now
-		sweep(d.accounts, now)
-		sweep(d.capacities, now)
-		sweep(d.clients, now)
+		sweep(d.accounts, now, d.stale)
+		sweep(d.capacities, now, d.stale)
+		sweep(d.clients, now, d.stale)
 	}
 	if len(m) >= d.limit {
-		sweep(m, now)
+		sweep(m, now, 0)
 		if len(m) >= d.limit {
 			return v, nil // full of live entries: serve uncached
 		}
@@ -78,9 +97,10 @@ func lookup[V any](d *Directory, m map[string]entry[V], key string, load func() 
 	return v, nil
 }
 
-func sweep[V any](m map[string]entry[V], now time.Time) {
+// sweep removes the entries expired for longer than stale.
+func sweep[V any](m map[string]entry[V], now time.Time, stale time.Duration) {
 	for k, e := range m {
-		if !now.Before(e.expires) {
+		if !now.Before(e.expires.Add(stale)) {
 			delete(m, k)
 		}
 	}

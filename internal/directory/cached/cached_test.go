@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 )
 
@@ -94,5 +95,54 @@ func TestDirectory_ExpiredEntriesSwept(t *testing.T) {
 	}
 	if n := len(d.accounts); n != 0 {
 		t.Errorf("holds %d accounts after two TTLs, want 0", n)
+	}
+}
+
+type downDir struct {
+	countingDir
+	down bool
+}
+
+func (d *downDir) AccountByRealm(ctx context.Context, realm string) (*registrar.Account, error) {
+	if d.down {
+		return nil, &breaker.UnavailableError{Backend: "mysql", Cause: errors.New("connection refused")}
+	}
+	return d.countingDir.AccountByRealm(ctx, realm)
+}
+
+func TestDirectory_StaleServedOnlyWhileUnavailable(t *testing.T) {
+	now := time.Unix(1000, 0)
+	next := &downDir{}
+	d := New(next, 5*time.Second, 10).WithStale(time.Minute)
+	d.now = func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := d.AccountByRealm(ctx, "known"); err != nil {
+		t.Fatal(err)
+	}
+	next.down = true
+	now = now.Add(30 * time.Second) // expired, within the stale time
+	if a, err := d.AccountByRealm(ctx, "known"); err != nil || a == nil || a.SID != "a" {
+		t.Fatalf("known realm while down = %v, %v; want the stale account", a, err)
+	}
+	if _, err := d.AccountByRealm(ctx, "unknown"); !errors.Is(err, breaker.ErrUnavailable) {
+		t.Fatalf("uncached realm while down = %v, want ErrUnavailable", err)
+	}
+	now = now.Add(time.Minute) // beyond the stale time
+	if _, err := d.AccountByRealm(ctx, "known"); !errors.Is(err, breaker.ErrUnavailable) {
+		t.Fatalf("known realm beyond the stale time = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDirectory_StaleNotServedForOtherErrors(t *testing.T) {
+	now := time.Unix(1000, 0)
+	next := &countingDir{}
+	d := New(next, 5*time.Second, 10).WithStale(time.Minute)
+	d.now = func() time.Time { return now }
+	ctx := context.Background()
+	_, _ = d.AccountByRealm(ctx, "r")
+	next.fail = true // an answer of the database, not an outage
+	now = now.Add(10 * time.Second)
+	if _, err := d.AccountByRealm(ctx, "r"); err == nil {
+		t.Fatal("stale entry served for a non-outage error")
 	}
 }

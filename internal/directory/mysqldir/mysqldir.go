@@ -5,19 +5,45 @@ package mysqldir
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 )
 
 // Open opens a pool for c and checks nothing yet (the first query connects).
-func Open(c config.MySQL) (*sql.DB, error) {
+func Open(c config.MySQL) (*sql.DB, error) { return open(c, nil) }
+
+// OpenWithBreaker opens a pool whose new connections go through a circuit
+// breaker (internal/breaker): while MySQL is down none is dialled and calls
+// fail at once with breaker.ErrUnavailable; a failed dial opens it. The
+// breaker probes with a ping every probeEvery once its Run runs.
+func OpenWithBreaker(c config.MySQL, probeEvery time.Duration, log *slog.Logger) (*sql.DB, *breaker.Breaker, error) {
+	var db *sql.DB
+	b := breaker.New("mysql", func(ctx context.Context) error { return db.PingContext(ctx) }, breaker.Options{
+		Interval: probeEvery,
+		Timeout:  c.DialTimeout + c.Timeout,
+		Outage:   Outage,
+		Log:      log,
+	})
+	db, err := open(c, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db, b, nil
+}
+
+func open(c config.MySQL, b *breaker.Breaker) (*sql.DB, error) {
 	mc := mysql.NewConfig()
 	mc.Net = "tcp"
 	mc.Addr = c.Host + ":" + strconv.Itoa(c.Port)
@@ -25,19 +51,62 @@ func Open(c config.MySQL) (*sql.DB, error) {
 	mc.Passwd = c.Password
 	mc.DBName = c.Database
 	mc.ParseTime = true
-	mc.Timeout = 3 * time.Second
-	mc.ReadTimeout = 5 * time.Second
-	mc.WriteTimeout = 5 * time.Second
+	mc.Timeout = durationOr(c.DialTimeout, time.Second)
+	mc.ReadTimeout = durationOr(c.Timeout, 3*time.Second)
+	mc.WriteTimeout = mc.ReadTimeout
 	mc.AllowNativePasswords = true
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: %w", err)
+	}
+	if b != nil {
+		conn = gatedConnector{Connector: conn, b: b}
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(c.ConnectionLimit)
 	db.SetMaxIdleConns(c.ConnectionLimit)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	return db, nil
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// gatedConnector dials only while the breaker allows it (or for its probe).
+type gatedConnector struct {
+	driver.Connector
+	b *breaker.Breaker
+}
+
+func (g gatedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	if !breaker.IsProbe(ctx) {
+		if err := g.b.Allow(); err != nil {
+			return nil, err
+		}
+	}
+	c, err := g.Connector.Connect(ctx)
+	if err != nil {
+		return nil, g.b.Observe(ctx, err)
+	}
+	return c, nil
+}
+
+// Outage tells a lost or unreachable server (refused, reset, timed out,
+// invalid connection) from an answer (no rows, an SQL error): only the
+// first opens the breaker.
+func Outage(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) ||
+		errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, mysql.ErrInvalidConn) ||
+		errors.Is(err, sql.ErrConnDone) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 const (
@@ -63,6 +132,9 @@ FROM clients WHERE account_sid = ? AND username = ? LIMIT 1`
 type Directory struct {
 	read  *sql.DB
 	write *sql.DB
+	// b, when set, fails lookups at once while MySQL is down and is told
+	// of every lookup's outcome.
+	b *breaker.Breaker
 
 	accountByRealm *sql.Stmt
 	capacities     *sql.Stmt
@@ -93,6 +165,13 @@ func New(ctx context.Context, read, write *sql.DB) (*Directory, error) {
 	return d, nil
 }
 
+// WithBreaker puts the lookups behind b (the read pool's breaker, see
+// OpenWithBreaker) and returns d.
+func (d *Directory) WithBreaker(b *breaker.Breaker) *Directory {
+	d.b = b
+	return d
+}
+
 // Close releases the prepared statements (not the pools).
 func (d *Directory) Close() {
 	for _, st := range []*sql.Stmt{d.accountByRealm, d.capacities, d.client} {
@@ -117,13 +196,16 @@ func (d *Directory) AccountByRealm(ctx context.Context, realm string) (*registra
 		active                  bool
 		ratio                   sql.NullInt64
 	)
+	if err := d.b.Allow(); err != nil {
+		return nil, fmt.Errorf("mysql: account by realm %q: %w", realm, err)
+	}
 	err := d.accountByRealm.QueryRowContext(ctx, realm).Scan(&a.SID, &spSID, &a.Realm, &active,
 		&secret, &ratio, &url, &method, &user, &pass)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mysql: account by realm %q: %w", realm, err)
+		return nil, fmt.Errorf("mysql: account by realm %q: %w", realm, d.b.Observe(ctx, err))
 	}
 	a.ServiceProviderSID = spSID.String
 	a.Active = active
@@ -138,9 +220,12 @@ func (d *Directory) AccountByRealm(ctx context.Context, realm string) (*registra
 // Capacities implements registrar.Directory.
 func (d *Directory) Capacities(ctx context.Context, accountSID string) (registrar.Capacities, error) {
 	var c registrar.Capacities
+	if err := d.b.Allow(); err != nil {
+		return c, fmt.Errorf("mysql: capacities of %s: %w", accountSID, err)
+	}
 	rows, err := d.capacities.QueryContext(ctx, accountSID)
 	if err != nil {
-		return c, fmt.Errorf("mysql: capacities of %s: %w", accountSID, err)
+		return c, fmt.Errorf("mysql: capacities of %s: %w", accountSID, d.b.Observe(ctx, err))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -159,7 +244,7 @@ func (d *Directory) Capacities(ctx context.Context, accountSID string) (registra
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return c, fmt.Errorf("mysql: capacities of %s: %w", accountSID, err)
+		return c, fmt.Errorf("mysql: capacities of %s: %w", accountSID, d.b.Observe(ctx, err))
 	}
 	return c, nil
 }
@@ -170,13 +255,16 @@ func (d *Directory) Client(ctx context.Context, accountSID, username string) (*r
 		c          registrar.Client
 		name, pass sql.NullString
 	)
+	if err := d.b.Allow(); err != nil {
+		return nil, fmt.Errorf("mysql: client %q of %s: %w", username, accountSID, err)
+	}
 	err := d.client.QueryRowContext(ctx, accountSID, username).Scan(&name, &pass, &c.Active,
 		&c.AllowDirectAppCalling, &c.AllowDirectQueueCalling, &c.AllowDirectUserCalling)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mysql: client %q of %s: %w", username, accountSID, err)
+		return nil, fmt.Errorf("mysql: client %q of %s: %w", username, accountSID, d.b.Observe(ctx, err))
 	}
 	c.Username = name.String
 	c.Password = pass.String
