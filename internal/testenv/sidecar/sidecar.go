@@ -199,6 +199,7 @@ func (p *Proc) Kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
+
 // Pid is the service's process id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
