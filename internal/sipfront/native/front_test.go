@@ -16,6 +16,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
 
 const rawRegister = "REGISTER sip:jambonz.org SIP/2.0\r\n" +
@@ -37,88 +38,13 @@ func registerText(id, to string) string {
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func TestLenientParsers_KeepUnparseableHeaders(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	tests := []struct {
-		name, to string
-		typed    bool
-	}{
-		{"valid To", "<sip:john@jambonz.org>", true},
-		{"garbage To", "garbage", false},
-		{"To without scheme", "<john@jambonz.org>", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			msg, err := p.ParseSIP([]byte(registerText("1", tt.to)))
-			if err != nil {
-				t.Fatalf("ParseSIP: %v", err)
-			}
-			req := msg.(*sip.Request)
-			if (req.To() != nil) != tt.typed {
-				t.Fatalf("To() = %v, typed want %v", req.To(), tt.typed)
-			}
-			h := req.GetHeader("To")
-			if h == nil || h.Value() != tt.to {
-				t.Fatalf("GetHeader(To) = %v, want %q kept", h, tt.to)
-			}
-		})
-	}
-}
-
-func TestLenientParsers_ContactListStillSplit(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	raw := strings.Replace(registerText("2", "<sip:john@jambonz.org>"),
-		"Contact: <sip:john@127.0.0.1:5090>", "Contact: <sip:a@1.2.3.4>, <sip:b@1.2.3.4>;expires=60", 1)
-	msg, err := p.ParseSIP([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := msg.(*sip.Request).GetHeaders("Contact")
-	if len(cs) != 2 {
-		t.Fatalf("%d Contact headers, want 2", len(cs))
-	}
-	for _, c := range cs {
-		if _, ok := c.(*sip.ContactHeader); !ok {
-			t.Fatalf("Contact %T is not typed", c)
-		}
-	}
-}
-
-func TestBuildResponse(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	for _, to := range []string{"<sip:john@jambonz.org>", "garbage"} {
-		msg, err := p.ParseSIP([]byte(registerText("3", to)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := msg.(*sip.Request)
-		req.SetSource("127.0.0.1:5090")
-		res := BuildResponse(req, &sipfront.Response{Code: 403, Headers: []sipfront.Header{{Name: "X-Reason", Value: "Invalid address of record"}}})
-		if res.StatusCode != 403 || res.Reason != "Forbidden" {
-			t.Fatalf("status %d %q", res.StatusCode, res.Reason)
-		}
-		for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
-			if res.GetHeader(name) == nil {
-				t.Errorf("To %q: response has no %s", to, name)
-			}
-		}
-		if h := res.GetHeader("X-Reason"); h == nil || h.Value() != "Invalid address of record" {
-			t.Errorf("X-Reason = %v", h)
-		}
-		custom := BuildResponse(req, &sipfront.Response{Code: 503, Reason: "Max Devices Registered"})
-		if custom.Reason != "Max Devices Registered" {
-			t.Errorf("reason = %q", custom.Reason)
-		}
-	}
-}
-
 // startFront runs a native front on loopback UDP and TCP with h.
 func startFront(t *testing.T, h sipfront.Handler, maxInFlight int) *Front {
 	t.Helper()
 	f, err := New(Options{
-		Listen:      []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}},
-		MaxInFlight: maxInFlight,
-		Log:         quiet(),
+		Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}},
+		Loop:   sipfront.LoopOptions{MaxInFlight: maxInFlight},
+		Log:    quiet(),
 	}, h, []string{"REGISTER"})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +93,7 @@ func exchange(t *testing.T, addr, raw string) *sip.Response {
 		t.Fatalf("no answer: %v", err)
 	}
 	// The lenient parser: answers echo a garbage To as it was received.
-	msg, err := sip.NewParser(sip.WithHeadersParsers(lenientParsers())).ParseSIP(buf[:n])
+	msg, err := sipmsg.NewParser().ParseSIP(buf[:n])
 	if err != nil {
 		t.Fatalf("unparseable answer: %v\n%s", err, buf[:n])
 	}

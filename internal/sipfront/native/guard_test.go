@@ -14,9 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
@@ -48,7 +47,7 @@ func TestGuardListener_AcceptErrorsDoNotStopIt(t *testing.T) {
 	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, errors.New("anything else")} {
 		fl.errs <- &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", e)}
 	}
-	g := newConnGuard(Limits{}.withDefaults(), newRateLog(quiet(), time.Second))
+	g := newConnGuard(Limits{}.withDefaults(), logging.NewThrottle(quiet(), time.Second))
 	ln := newGuardListener(fl, g, "tcp")
 	server, client := net.Pipe()
 	fl.conns <- server
@@ -85,7 +84,7 @@ func TestNextBackoff(t *testing.T) {
 }
 
 func TestGuardConn_BindingKeepsConnection(t *testing.T) {
-	g := newConnGuard(Limits{HandshakeTimeout: time.Hour, IdleTimeout: time.Minute}.withDefaults(), newRateLog(quiet(), time.Second))
+	g := newConnGuard(Limits{HandshakeTimeout: time.Hour, IdleTimeout: time.Minute}.withDefaults(), logging.NewThrottle(quiet(), time.Second))
 	server, client := net.Pipe()
 	defer client.Close()
 	c, ok := g.admit(server, "tcp")
@@ -125,43 +124,6 @@ func TestGrantedExpires(t *testing.T) {
 		if got := grantedExpires(c.hs); got != c.want {
 			t.Errorf("case %d: %v, want %v", i, got, c.want)
 		}
-	}
-}
-
-func TestCheckRequest(t *testing.T) {
-	base := registerText("strict", "<sip:john@jambonz.org>")
-	cases := []struct {
-		name    string
-		raw     string
-		code    int
-		framing bool
-	}{
-		{"valid", base, 0, false},
-		{"SIP/3.0", strings.Replace(base, "jambonz.org SIP/2.0", "jambonz.org SIP/3.0", 1), 505, false},
-		{"two To", strings.Replace(base, "CSeq:", "To: <sip:mallory@jambonz.org>\r\nCSeq:", 1), 400, false},
-		{"compact t after To", strings.Replace(base, "CSeq:", "t: <sip:mallory@jambonz.org>\r\nCSeq:", 1), 400, false},
-		{"two From", strings.Replace(base, "CSeq:", "f: <sip:x@y>;tag=2\r\nCSeq:", 1), 400, false},
-		{"two Call-ID", strings.Replace(base, "CSeq:", "i: other\r\nCSeq:", 1), 400, false},
-		{"two CSeq", strings.Replace(base, "Expires:", "CSeq: 2 REGISTER\r\nExpires:", 1), 400, false},
-		{"same Content-Length twice", strings.Replace(base, "Expires:", "Content-Length: 0\r\nExpires:", 1), 0, false},
-		{"same Content-Length written differently", strings.Replace(base, "Expires:", "l: 00\r\nExpires:", 1), 0, false},
-		{"conflicting Content-Length", strings.Replace(base, "Expires:", "l: 5\r\nExpires:", 1) + "hello", 400, true},
-	}
-	p := NewParser()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			msg, err := p.ParseSIP([]byte(c.raw))
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			v := CheckRequest(msg.(*sip.Request))
-			switch {
-			case c.code == 0 && v != nil:
-				t.Fatalf("refused: %+v", v)
-			case c.code != 0 && (v == nil || v.Code != c.code || v.Framing != c.framing):
-				t.Fatalf("got %+v, want %d framing=%v", v, c.code, c.framing)
-			}
-		})
 	}
 }
 
