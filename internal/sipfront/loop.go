@@ -33,7 +33,6 @@ type LoopOptions struct {
 	RequestTimeout time.Duration
 	// DrainTimeout bounds how long Drain waits for requests in flight.
 	DrainTimeout time.Duration
-	Log          *slog.Logger
 	// Observer, when set, learns how every request ended (metrics).
 	Observer Observer
 }
@@ -119,8 +118,8 @@ type Loop struct {
 	idle     chan struct{} // closed when inflight drops to 0 while draining
 }
 
-// NewLoop returns the loop serving h.
-func NewLoop(h Handler, o LoopOptions) *Loop {
+// NewLoop returns the loop serving h, logging to log (nil: slog.Default).
+func NewLoop(h Handler, log *slog.Logger, o LoopOptions) *Loop {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
@@ -130,10 +129,10 @@ func NewLoop(h Handler, o LoopOptions) *Loop {
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = DefaultDrainTimeout
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
+	if log == nil {
+		log = slog.Default()
 	}
-	l := &Loop{opts: o, log: o.Log, throttle: logging.NewThrottle(o.Log, 10*time.Second), slots: make(chan struct{}, o.MaxInFlight)}
+	l := &Loop{opts: o, log: log, throttle: logging.NewThrottle(log, 10*time.Second), slots: make(chan struct{}, o.MaxInFlight)}
 	l.chain = h
 	for _, mw := range []middleware{l.deadline, l.admit, l.strict} { // innermost first
 		l.chain = mw(l.chain)

@@ -14,25 +14,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
-
-const rawRegister = "REGISTER sip:jambonz.org SIP/2.0\r\n" +
-	"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-native-%s;rport\r\n" +
-	"Max-Forwards: 70\r\n" +
-	"From: <sip:john@jambonz.org>;tag=abc\r\n" +
-	"To: %s\r\n" +
-	"Call-ID: call-%s@127.0.0.1\r\n" +
-	"CSeq: 1 REGISTER\r\n" +
-	"Contact: <sip:john@127.0.0.1:5090>\r\n" +
-	"Expires: 3600\r\n" +
-	"Content-Length: 0\r\n\r\n"
-
-func registerText(id, to string) string {
-	r := strings.Replace(rawRegister, "%s", id, 1)
-	r = strings.Replace(r, "%s", to, 1)
-	return strings.Replace(r, "%s", id, 1)
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -47,7 +31,7 @@ func request(t *testing.T, raw string) *sipfront.Request {
 }
 
 func register(t *testing.T, id string) *sipfront.Request {
-	return request(t, registerText(id, "<sip:john@jambonz.org>"))
+	return request(t, fronttest.Register(id, "<sip:john@jambonz.org>"))
 }
 
 // wire is a front's ResponseWriter: it records what would go on the wire.
@@ -106,8 +90,8 @@ func (s *stats) last(t *testing.T) sipfront.RequestStats {
 
 func newLoop(h sipfront.HandlerFunc, o sipfront.LoopOptions) (*sipfront.Loop, *stats) {
 	st := &stats{}
-	o.Log, o.Observer = quiet(), st
-	return sipfront.NewLoop(h, o), st
+	o.Observer = st
+	return sipfront.NewLoop(h, quiet(), o), st
 }
 
 func answer(code int) sipfront.HandlerFunc {
@@ -116,88 +100,75 @@ func answer(code int) sipfront.HandlerFunc {
 	}
 }
 
-func TestLoop_HandlerAnswerGoesOut(t *testing.T) {
-	l, st := newLoop(answer(401), sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "ok"))
-	if res := w.only(t); res.Code != 401 {
-		t.Fatalf("sent %d", res.Code)
+// TestLoop_OneAnswerWhateverTheHandlerDoes: exactly one answer reaches the
+// front, and the observer learns how the request ended.
+func TestLoop_OneAnswerWhateverTheHandlerDoes(t *testing.T) {
+	cases := []struct {
+		name    string
+		h       sipfront.HandlerFunc
+		code    int
+		outcome sipfront.Outcome
+	}{
+		{"answers", answer(401), 401, sipfront.OutcomeHandled},
+		{"drops", answer(sipfront.NoAnswer), sipfront.NoAnswer, sipfront.OutcomeHandled},
+		{"answers nothing", func(context.Context, sipfront.ResponseWriter, *sipfront.Request) {}, 500, sipfront.OutcomeUnanswered},
+		{"panics", func(context.Context, sipfront.ResponseWriter, *sipfront.Request) { panic("boom") }, 500, sipfront.OutcomePanicked},
+		{"panics after answering", func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+			answer(200)(ctx, w, r)
+			panic("late")
+		}, 200, sipfront.OutcomePanicked},
 	}
-	if s := st.last(t); s.Outcome != sipfront.OutcomeHandled || s.Code != 401 || s.Method != "REGISTER" {
-		t.Fatalf("observed %+v", s)
-	}
-}
-
-func TestLoop_NoAnswerBecomes500(t *testing.T) {
-	l, st := newLoop(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) {}, sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "silent"))
-	if res := w.only(t); res.Code != 500 {
-		t.Fatalf("sent %d, want 500", res.Code)
-	}
-	if s := st.last(t); s.Outcome != sipfront.OutcomeUnanswered || s.Code != 500 {
-		t.Fatalf("observed %+v", s)
-	}
-}
-
-func TestLoop_DroppedRequestCountsAsAnswered(t *testing.T) {
-	l, st := newLoop(answer(sipfront.NoAnswer), sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "drop"))
-	if res := w.only(t); res.Code != sipfront.NoAnswer {
-		t.Fatalf("sent %d, want the drop passed to the front", res.Code)
-	}
-	if s := st.last(t); s.Outcome != sipfront.OutcomeHandled {
-		t.Fatalf("observed %+v", s)
-	}
-}
-
-func TestLoop_PanicBecomes500(t *testing.T) {
-	l, st := newLoop(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) { panic("boom") }, sipfront.LoopOptions{MaxInFlight: 1})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "panic"))
-	if res := w.only(t); res.Code != 500 {
-		t.Fatalf("sent %d, want 500", res.Code)
-	}
-	if s := st.last(t); s.Outcome != sipfront.OutcomePanicked {
-		t.Fatalf("observed %+v", s)
-	}
-	// The panicking request gave its slot back.
-	w2 := &wire{}
-	l.ServeSIP(context.Background(), w2, register(t, "after"))
-	if res := w2.only(t); res.Code != 500 || l.InFlight() != 0 {
-		t.Fatalf("after a panic: sent %d, in flight %d", res.Code, l.InFlight())
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l, st := newLoop(c.h, sipfront.LoopOptions{MaxInFlight: 1})
+			for i := 0; i < 2; i++ { // the second time: the first gave its slot back
+				w := &wire{}
+				l.ServeSIP(context.Background(), w, register(t, c.name))
+				if res := w.only(t); res.Code != c.code {
+					t.Fatalf("request %d: sent %d, want %d", i+1, res.Code, c.code)
+				}
+				if s := st.last(t); s.Outcome != c.outcome || s.Code != c.code || s.Method != "REGISTER" {
+					t.Fatalf("request %d: observed %+v, want %s %d", i+1, s, c.outcome, c.code)
+				}
+			}
+			if n := l.InFlight(); n != 0 {
+				t.Fatalf("%d in flight after the answers", n)
+			}
+		})
 	}
 }
 
-func TestLoop_PanicAfterAnswerSendsNothingMore(t *testing.T) {
-	l, st := newLoop(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
-		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
-		panic("late")
-	}, sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "late"))
-	if res := w.only(t); res.Code != 200 {
-		t.Fatalf("sent %d, want 200", res.Code)
-	}
-	if s := st.last(t); s.Outcome != sipfront.OutcomePanicked || s.Code != 200 {
-		t.Fatalf("observed %+v", s)
-	}
-}
-
-func TestLoop_SecondAnswerRefused(t *testing.T) {
-	var second error
-	l, _ := newLoop(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
-		_ = w.Respond(ctx, &sipfront.Response{Code: 404})
-		second = w.Respond(ctx, &sipfront.Response{Code: 200})
-	}, sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "twice"))
-	if res := w.only(t); res.Code != 404 {
-		t.Fatalf("sent %d, want 404", res.Code)
-	}
-	if !errors.Is(second, sipfront.ErrAnswered) {
-		t.Fatalf("second Respond: %v, want ErrAnswered", second)
+// TestLoop_RefusedAnswers: a second answer is not sent, and a provisional
+// one does not count as the answer.
+func TestLoop_RefusedAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		first, second int
+		refused, sent int // which Respond fails; the code that goes out
+	}{
+		{"second answer", 404, 200, 2, 404},
+		{"provisional answer", 100, 200, 1, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var errs [2]error
+			l, _ := newLoop(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
+				errs[0] = w.Respond(ctx, &sipfront.Response{Code: c.first})
+				errs[1] = w.Respond(ctx, &sipfront.Response{Code: c.second})
+			}, sipfront.LoopOptions{})
+			w := &wire{}
+			l.ServeSIP(context.Background(), w, register(t, "twice"))
+			if res := w.only(t); res.Code != c.sent {
+				t.Fatalf("sent %d, want %d", res.Code, c.sent)
+			}
+			for i, err := range errs {
+				if refused := i+1 == c.refused; (err != nil) != refused {
+					t.Errorf("Respond %d: %v, want refused=%v", i+1, err, refused)
+				}
+			}
+			if c.refused == 2 && !errors.Is(errs[1], sipfront.ErrAnswered) {
+				t.Errorf("second Respond: %v, want ErrAnswered", errs[1])
+			}
+		})
 	}
 }
 
@@ -216,22 +187,6 @@ func TestLoop_ConcurrentAnswersOnlyOneSent(t *testing.T) {
 	w := &wire{}
 	l.ServeSIP(context.Background(), w, register(t, "race"))
 	w.only(t)
-}
-
-func TestLoop_ProvisionalAnswerRefused(t *testing.T) {
-	var provisional error
-	l, _ := newLoop(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
-		provisional = w.Respond(ctx, &sipfront.Response{Code: 100})
-		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
-	}, sipfront.LoopOptions{})
-	w := &wire{}
-	l.ServeSIP(context.Background(), w, register(t, "1xx"))
-	if provisional == nil {
-		t.Fatal("a 100 was accepted as the answer")
-	}
-	if res := w.only(t); res.Code != 200 {
-		t.Fatalf("sent %d, want 200", res.Code)
-	}
 }
 
 func TestLoop_HandlerGetsDeadline(t *testing.T) {
@@ -297,7 +252,7 @@ func TestLoop_OverloadAnswered503(t *testing.T) {
 }
 
 func TestLoop_Strictness(t *testing.T) {
-	base := registerText("strict", "<sip:john@jambonz.org>")
+	base := fronttest.Register("strict", "<sip:john@jambonz.org>")
 	cases := []struct {
 		name   string
 		raw    string

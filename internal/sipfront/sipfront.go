@@ -34,6 +34,13 @@ type Request struct {
 	PrivateSBCAddress string
 }
 
+// Networks tells whether an address lies in this SBC's private networks
+// (JAMBONES_NETWORK_CIDR); a nil Networks holds no address.
+type Networks func(netip.Addr) bool
+
+// Contains reports whether a is in the networks.
+func (n Networks) Contains(a netip.Addr) bool { return n != nil && n(a) }
+
 // Header returns the first value of the named header, "" when absent.
 func (r *Request) Header(name string) string {
 	if h := r.Msg.GetHeader(name); h != nil {

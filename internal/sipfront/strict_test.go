@@ -7,11 +7,12 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
 
 func TestCheckRequest(t *testing.T) {
-	base := registerText("strict", "<sip:john@jambonz.org>")
+	base := fronttest.Register("strict", "<sip:john@jambonz.org>")
 	cases := []struct {
 		name    string
 		raw     string

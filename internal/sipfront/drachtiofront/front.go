@@ -31,10 +31,10 @@ type Options struct {
 	Secret string
 	TLS    *tls.Config
 	// InNetwork tells private addresses (JAMBONES_NETWORK_CIDR).
-	InNetwork func(netip.Addr) bool
+	InNetwork sipfront.Networks
 	// Loop configures the serving loop (in-flight bound, request timeout);
 	// drachtio-server forgets an unanswered request after 64 s, so a request
-	// timeout above 50 s is lowered to the default. Its Log defaults to Log.
+	// timeout above 50 s is lowered to the default.
 	Loop sipfront.LoopOptions
 	// Client tunes the protocol client (ping, backoff); Addr, Secret, TLS,
 	// Routes and the callbacks are set by the front.
@@ -73,13 +73,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.Loop.Log == nil {
-		opts.Loop.Log = opts.Log
-	}
-	if opts.InNetwork == nil {
-		opts.InNetwork = func(netip.Addr) bool { return false }
-	}
-	f := &Front{opts: opts, loop: sipfront.NewLoop(h, opts.Loop), parser: sipmsg.NewParser(), log: opts.Log,
+	f := &Front{opts: opts, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), parser: sipmsg.NewParser(), log: opts.Log,
 		ready: make(chan struct{})}
 	co := opts.Client
 	co.Addr, co.Secret, co.TLS, co.Log = opts.Addr, opts.Secret, opts.TLS, opts.Log
@@ -106,7 +100,7 @@ func (f *Front) Serve(ctx context.Context) error {
 func (f *Front) Ready() <-chan struct{} { return f.ready }
 
 func (f *Front) onSession(s drachtio.Session) {
-	private := PrivateAddress(s.LocalHostports, f.opts.InNetwork)
+	private := PrivateAddress(s.LocalHostports, f.opts.InNetwork.Contains)
 	f.mu.Lock()
 	first := f.session.Hostports == "" && f.private == ""
 	f.session, f.private = s, private

@@ -17,6 +17,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
 )
 
 // flakyListener fails its first accepts with errs, then hands out conns.
@@ -127,48 +128,10 @@ func TestGrantedExpires(t *testing.T) {
 	}
 }
 
-func TestFront_VersionAndDuplicateHeadersRefused(t *testing.T) {
-	var calls atomic.Int32
-	f := startFront(t, sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
-		calls.Add(1)
-		_ = w.Respond(ctx, &sipfront.Response{Code: 401})
-	}), 0)
-	addr := udpAddr(t, f)
-	v3 := strings.Replace(registerText("v3", "<sip:john@jambonz.org>"), "jambonz.org SIP/2.0", "jambonz.org SIP/3.0", 1)
-	if res := exchange(t, addr, v3); res.StatusCode != 505 || res.SipVersion != "SIP/2.0" {
-		t.Fatalf("SIP/3.0 request: %s %d", res.SipVersion, res.StatusCode)
-	}
-	twoTo := strings.Replace(registerText("to2", "<sip:john@jambonz.org>"), "CSeq:", "t: <sip:mallory@jambonz.org>\r\nCSeq:", 1)
-	if res := exchange(t, addr, twoTo); res.StatusCode != 400 {
-		t.Fatalf("two To: %d", res.StatusCode)
-	}
-	if n := calls.Load(); n != 0 {
-		t.Fatalf("handler called %d times for refused requests", n)
-	}
-}
-
 // guardedFront runs a front on loopback TCP (and UDP) with limits.
 func guardedFront(t *testing.T, lim Limits, h sipfront.Handler) (*Front, string) {
 	t.Helper()
-	f, err := New(Options{
-		Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}},
-		Log:    quiet(),
-		Limits: lim,
-	}, h, []string{"REGISTER"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = f.Serve(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	f := runFront(t, Options{Listen: loopbackUDPAndTCP, Limits: lim}, h)
 	for _, a := range f.LocalAddrs() {
 		if strings.HasPrefix(a, "tcp/") {
 			return f, strings.TrimPrefix(a, "tcp/")
@@ -251,25 +214,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		seen.Add(1)
 		_ = w.Respond(ctx, &sipfront.Response{Code: 401})
 	})
-	f, err := New(Options{
-		Listen:            []config.Listen{{Transport: "udp", Host: "127.0.0.1"}},
-		Log:               quiet(),
-		udpRoundDatagrams: 50,
-	}, h, []string{"REGISTER"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = f.Serve(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	f := runFront(t, Options{Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}}, udpRoundDatagrams: 50}, h)
 	addr := udpAddr(t, f)
 	pool := f.ua.TransportLayer().Pool("udp")
 
@@ -288,7 +233,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw := strings.Replace(registerText(fmt.Sprint(i), "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+		raw := strings.Replace(fronttest.Register(fmt.Sprint(i), "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
 		_, _ = c.Write([]byte(raw))
 		_ = c.Close()
 		// Stay well within the socket buffer: this test is about state, not load.
@@ -304,7 +249,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		t.Fatal("no reader round ended")
 	}
 	// Still answering after the rounds.
-	if res := exchange(t, addr, registerText("after", "<sip:john@jambonz.org>")); res.StatusCode != 401 {
+	if res := exchange(t, addr, fronttest.Register("after", "<sip:john@jambonz.org>")); res.StatusCode != 401 {
 		t.Fatalf("after rounds: %d", res.StatusCode)
 	}
 }
@@ -324,7 +269,7 @@ func TestFront_RegisteredConnectionKeptIdleOneClosed(t *testing.T) {
 	f, addr := guardedFront(t, Limits{HandshakeTimeout: idle, IdleTimeout: idle}, h)
 	send := func(c net.Conn, to string) string {
 		t.Helper()
-		raw := strings.Replace(registerText(to, "<sip:"+to+"@jambonz.org>"), "SIP/2.0/UDP 127.0.0.1:5090", "SIP/2.0/TCP "+c.LocalAddr().String(), 1)
+		raw := strings.Replace(fronttest.Register(to, "<sip:"+to+"@jambonz.org>"), "SIP/2.0/UDP 127.0.0.1:5090", "SIP/2.0/TCP "+c.LocalAddr().String(), 1)
 		if _, err := c.Write([]byte(raw)); err != nil {
 			t.Fatal(err)
 		}

@@ -35,9 +35,9 @@ type Options struct {
 	// PublicAddress replaces unspecified listen hosts (0.0.0.0) in sbcAddress.
 	PublicAddress string
 	// InNetwork tells private addresses (JAMBONES_NETWORK_CIDR).
-	InNetwork func(netip.Addr) bool
+	InNetwork sipfront.Networks
 	// Loop configures the serving loop (in-flight bound, request and drain
-	// timeouts); its Log defaults to Log.
+	// timeouts).
 	Loop      sipfront.LoopOptions
 	UserAgent string
 	Log       *slog.Logger
@@ -76,12 +76,6 @@ type Front struct {
 func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
-	}
-	if opts.Loop.Log == nil {
-		opts.Loop.Log = opts.Log
-	}
-	if opts.InNetwork == nil {
-		opts.InNetwork = func(netip.Addr) bool { return false }
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if opts.udpRoundDatagrams <= 0 {
@@ -122,7 +116,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("native: server: %w", err)
 	}
-	f := &Front{opts: opts, ua: ua, srv: srv, loop: sipfront.NewLoop(h, opts.Loop), log: opts.Log}
+	f := &Front{opts: opts, ua: ua, srv: srv, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), log: opts.Log}
 	f.rlog = logging.NewThrottle(opts.Log, 10*time.Second)
 	f.guard = newConnGuard(opts.Limits, f.rlog)
 	for _, m := range methods {
@@ -305,10 +299,10 @@ func (f *Front) addresses() (string, string) {
 		}
 		parts = append(parts, sipfront.Hostport{Transport: b.transport, Host: ip.String(), Port: int(b.addr.Port())})
 		if b.transport == "tcp" && private == "" {
-			if f.opts.InNetwork(b.addr.Addr()) {
+			if f.opts.InNetwork.Contains(b.addr.Addr()) {
 				private = b.addr.String()
 			} else if b.addr.Addr().IsUnspecified() {
-				if p, ok := privateInterface(f.opts.InNetwork); ok {
+				if p, ok := privateInterface(f.opts.InNetwork.Contains); ok {
 					private = netip.AddrPortFrom(p, b.addr.Port()).String()
 				}
 			}

@@ -7,24 +7,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
 )
-
-const rawRegister = "REGISTER sip:jambonz.org SIP/2.0\r\n" +
-	"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-native-%s;rport\r\n" +
-	"Max-Forwards: 70\r\n" +
-	"From: <sip:john@jambonz.org>;tag=abc\r\n" +
-	"To: %s\r\n" +
-	"Call-ID: call-%s@127.0.0.1\r\n" +
-	"CSeq: 1 REGISTER\r\n" +
-	"Contact: <sip:john@127.0.0.1:5090>\r\n" +
-	"Expires: 3600\r\n" +
-	"Content-Length: 0\r\n\r\n"
-
-func registerText(id, to string) string {
-	r := strings.Replace(rawRegister, "%s", id, 1)
-	r = strings.Replace(r, "%s", to, 1)
-	return strings.Replace(r, "%s", id, 1)
-}
 
 func TestLenientParsers_KeepUnparseableHeaders(t *testing.T) {
 	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
@@ -38,7 +22,7 @@ func TestLenientParsers_KeepUnparseableHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			msg, err := p.ParseSIP([]byte(registerText("1", tt.to)))
+			msg, err := p.ParseSIP([]byte(fronttest.Register("1", tt.to)))
 			if err != nil {
 				t.Fatalf("ParseSIP: %v", err)
 			}
@@ -56,7 +40,7 @@ func TestLenientParsers_KeepUnparseableHeaders(t *testing.T) {
 
 func TestLenientParsers_ContactListStillSplit(t *testing.T) {
 	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	raw := strings.Replace(registerText("2", "<sip:john@jambonz.org>"),
+	raw := strings.Replace(fronttest.Register("2", "<sip:john@jambonz.org>"),
 		"Contact: <sip:john@127.0.0.1:5090>", "Contact: <sip:a@1.2.3.4>, <sip:b@1.2.3.4>;expires=60", 1)
 	msg, err := p.ParseSIP([]byte(raw))
 	if err != nil {
@@ -76,7 +60,7 @@ func TestLenientParsers_ContactListStillSplit(t *testing.T) {
 func TestBuildResponse(t *testing.T) {
 	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
 	for _, to := range []string{"<sip:john@jambonz.org>", "garbage"} {
-		msg, err := p.ParseSIP([]byte(registerText("3", to)))
+		msg, err := p.ParseSIP([]byte(fronttest.Register("3", to)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +89,7 @@ func TestBuildResponse(t *testing.T) {
 // answer built from a violation never panic, and the answer's status line
 // is SIP/2.0.
 func FuzzCheckRequest(f *testing.F) {
-	f.Add([]byte(registerText("fuzz", "<sip:john@jambonz.org>")))
+	f.Add([]byte(fronttest.Register("fuzz", "<sip:john@jambonz.org>")))
 	f.Add([]byte("REGISTER sip:a SIP/3.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nl: 1\r\nContent-Length: 2\r\nt: <sip:a@b>\r\nTo: x\r\n\r\nab"))
 	p := NewParser()
 	f.Fuzz(func(t *testing.T, data []byte) {
