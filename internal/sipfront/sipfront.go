@@ -1,10 +1,13 @@
 // Package sipfront is the boundary between how SIP arrives (a native SIP
 // stack, or a drachtio-server connection) and what the service does with it.
 //
-// A front parses the message, fills a Request with what the transport knows
-// (source, transport, this SBC's addresses) and calls a Handler. The handler
-// answers through the ResponseWriter exactly once; the front builds the SIP
-// response (Via/From/To/Call-ID/CSeq copied from the request) and sends it.
+// A front only translates: it parses the message (sipmsg), fills a Request
+// with what the transport knows (source, transport, this SBC's addresses)
+// and hands it to the serving Loop (loop.go), which refuses malformed
+// requests, admits a bounded number, recovers panics and makes sure every
+// request is answered exactly once, before and after the Handler. The
+// front's ResponseWriter turns the Response into SIP (sipmsg.BuildResponse:
+// Via/From/To/Call-ID/CSeq copied from the request) and sends it.
 package sipfront
 
 import (
@@ -30,6 +33,13 @@ type Request struct {
 	// PrivateSBCAddress is ip:port of this SBC's private TCP address, if any.
 	PrivateSBCAddress string
 }
+
+// Networks tells whether an address lies in this SBC's private networks
+// (JAMBONES_NETWORK_CIDR); a nil Networks holds no address.
+type Networks func(netip.Addr) bool
+
+// Contains reports whether a is in the networks.
+func (n Networks) Contains(a netip.Addr) bool { return n != nil && n(a) }
 
 // Header returns the first value of the named header, "" when absent.
 func (r *Request) Header(name string) string {
@@ -126,11 +136,6 @@ func TransportFromVia(msg *sip.Request) string {
 	return ""
 }
 
-// HostPort formats one entry of drachtio's hostport list: transport/ip:port.
-func HostPort(transport string, addr netip.AddrPort) string {
-	return transport + "/" + addr.String()
-}
-
 // ReasonPhrase returns the standard reason phrase of a SIP status code.
 func ReasonPhrase(code int) string {
 	if s, ok := reasons[code]; ok {
@@ -192,23 +197,4 @@ type Client interface {
 	// the caller sends a new request with the same Call-ID and From tag as
 	// the response and CSeq + 1.
 	Do(ctx context.Context, req OutboundRequest) (*sip.Response, error)
-}
-
-// AddressFor returns the ip:port of transport in a hostport list
-// (udp/1.2.3.4:5060,tcp/...), falling back to the udp entry; "" when none.
-func AddressFor(hostports, transport string) string {
-	first := ""
-	for _, e := range strings.Split(hostports, ",") {
-		t, addr, ok := strings.Cut(strings.TrimSpace(e), "/")
-		if !ok {
-			continue
-		}
-		if t == transport {
-			return addr
-		}
-		if t == "udp" && first == "" {
-			first = addr
-		}
-	}
-	return first
 }

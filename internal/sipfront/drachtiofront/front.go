@@ -13,8 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +22,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/drachtio"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
 
 // Options configure the front.
@@ -33,12 +31,11 @@ type Options struct {
 	Secret string
 	TLS    *tls.Config
 	// InNetwork tells private addresses (JAMBONES_NETWORK_CIDR).
-	InNetwork func(netip.Addr) bool
-	// RequestTimeout bounds one request's handling; drachtio-server forgets
-	// an unanswered request after 64 s, so it must stay well below.
-	RequestTimeout time.Duration
-	// MaxInFlight bounds concurrently handled requests (503 beyond).
-	MaxInFlight int
+	InNetwork sipfront.Networks
+	// Loop configures the serving loop (in-flight bound, request timeout);
+	// drachtio-server forgets an unanswered request after 64 s, so a request
+	// timeout above 50 s is lowered to the default.
+	Loop sipfront.LoopOptions
 	// Client tunes the protocol client (ping, backoff); Addr, Secret, TLS,
 	// Routes and the callbacks are set by the front.
 	Client drachtio.Options
@@ -51,13 +48,12 @@ type Options struct {
 
 // Front is the drachtio SIP front.
 type Front struct {
-	opts    Options
-	handler sipfront.Handler
-	client  *drachtio.Client
-	parser  *sip.Parser
-	log     *slog.Logger
-	slots   chan struct{}
-	wg      sync.WaitGroup
+	opts   Options
+	loop   *sipfront.Loop
+	client *drachtio.Client
+	parser *sip.Parser
+	log    *slog.Logger
+	wg     sync.WaitGroup // request goroutines
 
 	mu      sync.Mutex
 	session drachtio.Session
@@ -71,20 +67,14 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if opts.Addr == "" {
 		return nil, errors.New("drachtiofront: no drachtio-server address")
 	}
-	if opts.RequestTimeout <= 0 || opts.RequestTimeout > 50*time.Second {
-		opts.RequestTimeout = 30 * time.Second
-	}
-	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 2048
+	if opts.Loop.RequestTimeout > 50*time.Second {
+		opts.Loop.RequestTimeout = sipfront.DefaultRequestTimeout
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.InNetwork == nil {
-		opts.InNetwork = func(netip.Addr) bool { return false }
-	}
-	f := &Front{opts: opts, handler: h, parser: native.NewParser(), log: opts.Log,
-		slots: make(chan struct{}, opts.MaxInFlight), ready: make(chan struct{})}
+	f := &Front{opts: opts, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), parser: sipmsg.NewParser(), log: opts.Log,
+		ready: make(chan struct{})}
 	co := opts.Client
 	co.Addr, co.Secret, co.TLS, co.Log = opts.Addr, opts.Secret, opts.TLS, opts.Log
 	co.Routes = nil
@@ -101,6 +91,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 // waits for the requests in progress.
 func (f *Front) Serve(ctx context.Context) error {
 	err := f.client.Run(ctx)
+	f.loop.Drain(context.Background())
 	f.wg.Wait()
 	return err
 }
@@ -109,7 +100,7 @@ func (f *Front) Serve(ctx context.Context) error {
 func (f *Front) Ready() <-chan struct{} { return f.ready }
 
 func (f *Front) onSession(s drachtio.Session) {
-	private := PrivateAddress(s.LocalHostports, f.opts.InNetwork)
+	private := PrivateAddress(s.LocalHostports, f.opts.InNetwork.Contains)
 	f.mu.Lock()
 	first := f.session.Hostports == "" && f.private == ""
 	f.session, f.private = s, private
@@ -149,36 +140,10 @@ func (f *Front) PublicAddresses() []PublicAddress {
 	return PublicAddresses(f.SBCAddress())
 }
 
-// HostPort is one entry of a drachtio hostports list.
-type HostPort struct {
-	Proto string
-	Host  string
-	Port  int
-}
-
-var hostportRE = regexp.MustCompile(`^(.*)/(.*):(\d+)$`)
-
-// ParseHostports parses "udp/1.2.3.4:5060,tcp/[::1]:5060"; bad entries are skipped.
-func ParseHostports(s string) []HostPort {
-	var out []HostPort
-	for _, e := range strings.Split(s, ",") {
-		m := hostportRE.FindStringSubmatch(strings.TrimSpace(e))
-		if m == nil {
-			continue
-		}
-		port, err := strconv.Atoi(m[3])
-		if err != nil {
-			continue
-		}
-		out = append(out, HostPort{Proto: strings.ToLower(m[1]), Host: strings.Trim(m[2], "[]"), Port: port})
-	}
-	return out
-}
-
 // PrivateAddress picks the tcp entry of hostports inside the private networks.
 func PrivateAddress(hostports string, in func(netip.Addr) bool) string {
-	for _, hp := range ParseHostports(hostports) {
-		if hp.Proto != "tcp" {
+	for _, hp := range sipfront.ParseHostports(hostports) {
+		if hp.Transport != "tcp" {
 			continue
 		}
 		if a, err := netip.ParseAddr(hp.Host); err == nil && in(a) {
@@ -202,7 +167,7 @@ type PublicAddress struct {
 func PublicAddresses(hostports string) []PublicAddress {
 	var out []PublicAddress
 	idx := map[string]int{}
-	for _, hp := range ParseHostports(hostports) {
+	for _, hp := range sipfront.ParseHostports(hostports) {
 		a, err := netip.ParseAddr(hp.Host)
 		if err != nil || !a.Is4() {
 			continue
@@ -213,7 +178,7 @@ func PublicAddresses(hostports string) []PublicAddress {
 			idx[hp.Host] = i
 			out = append(out, PublicAddress{IPv4: hp.Host})
 		}
-		switch hp.Proto {
+		switch hp.Transport {
 		case "udp", "tcp":
 			if out[i].Port == 0 {
 				out[i].Port = hp.Port
@@ -228,7 +193,7 @@ func PublicAddresses(hostports string) []PublicAddress {
 }
 
 // onRequest runs on the client's reader goroutine: it only parses and hands
-// the request to its own goroutine.
+// the request to a goroutine of its own.
 func (f *Front) onRequest(m drachtio.Message) {
 	txn := m.Field(8)
 	if txn == "" || txn == "unsolicited" {
@@ -243,39 +208,19 @@ func (f *Front) onRequest(m drachtio.Message) {
 	if !ok {
 		return
 	}
-	w := &responder{f: f, txn: txn, req: req}
-	select {
-	case f.slots <- struct{}{}:
-	default:
-		f.log.Warn("sip: overloaded, answering 503", "method", string(req.Method))
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
-			_ = w.Respond(context.Background(), &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
-		}()
-		return
-	}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		defer func() { <-f.slots }()
-		f.serve(w, req, m)
+		f.serve(&responder{f: f, txn: txn, req: req}, req, m)
 	}()
 }
 
+// serve translates a drachtio "sip" frame for the serving loop.
 func (f *Front) serve(w *responder, req *sip.Request, m drachtio.Message) {
-	ctx, cancel := context.WithTimeout(context.Background(), f.opts.RequestTimeout)
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			f.log.Error("sip: panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			_ = w.Respond(ctx, &sipfront.Response{Code: 500})
-		}
-	}()
 	src, err := source(m.Field(5), m.Field(6))
 	if err != nil {
 		f.log.Warn("sip: drachtio request with bad source", "addr", m.Field(5), "port", m.Field(6))
-		_ = w.Respond(ctx, &sipfront.Response{Code: 400})
+		_ = w.Respond(context.Background(), &sipfront.Response{Code: 400})
 		return
 	}
 	req.SetSource(src.String())
@@ -285,25 +230,13 @@ func (f *Front) serve(w *responder, req *sip.Request, m drachtio.Message) {
 		transport = v
 	}
 	req.SetTransport(strings.ToUpper(transport))
-	// The same refusals as the native front (other SIP versions, repeated
-	// To/From/Call-ID/CSeq, conflicting Content-Length).
-	if v := native.CheckRequest(req); v != nil {
-		f.log.Info("sip: refusing malformed request", "method", string(req.Method), "source", src.String(), "code", v.Code, "reason", v.Reason)
-		_ = w.Respond(ctx, v.Response())
-		return
-	}
-	r := &sipfront.Request{
+	f.loop.ServeSIP(context.Background(), w, &sipfront.Request{
 		Msg:               req,
 		Source:            src,
 		Transport:         transport,
 		SBCAddress:        f.SBCAddress(),
 		PrivateSBCAddress: f.PrivateSBCAddress(),
-	}
-	f.handler.ServeSIP(ctx, w, r)
-	if !w.sent() {
-		f.log.Error("sip: handler sent no answer", "method", string(req.Method))
-		_ = w.Respond(ctx, &sipfront.Response{Code: 500})
-	}
+	})
 }
 
 // source parses fields 5/6; an empty port means 5060, as in srf.
@@ -321,20 +254,12 @@ func source(addr, port string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a.Unmap(), uint16(p)), nil
 }
 
-// responder answers one drachtio server transaction, exactly once.
+// responder answers one drachtio server transaction; the loop sees that it
+// answers once, with a final response.
 type responder struct {
 	f   *Front
 	txn string
 	req *sip.Request
-
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *responder) sent() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.done
 }
 
 func (w *responder) Respond(ctx context.Context, r *sipfront.Response) error {
@@ -343,19 +268,7 @@ func (w *responder) Respond(ctx context.Context, r *sipfront.Response) error {
 	if r.Code == sipfront.NoAnswer {
 		r = &sipfront.Response{Code: 403}
 	}
-	// A final response only: a 1xx would end the non-INVITE transaction
-	// in drachtio-server and make it answer 500 itself.
-	if r.Code < 200 || r.Code > 699 {
-		return fmt.Errorf("drachtiofront: %d is not a final response", r.Code)
-	}
-	w.mu.Lock()
-	if w.done {
-		w.mu.Unlock()
-		return errors.New("drachtiofront: response already sent")
-	}
-	w.done = true
-	w.mu.Unlock()
-	res := native.BuildResponse(w.req, r)
+	res := sipmsg.BuildResponse(w.req, r)
 	// drachtio-server fills Via and Content-Length itself.
 	for res.RemoveHeader("Via") {
 	}
@@ -383,3 +296,6 @@ func (f *Front) Connected() bool {
 func (f *Front) PublicAddress(transport string) string {
 	return sipfront.AddressFor(f.SBCAddress(), transport)
 }
+
+// InFlight returns how many requests are being handled.
+func (f *Front) InFlight() int64 { return f.loop.InFlight() }

@@ -1,6 +1,8 @@
 // Package fronttest is the conformance suite every SIP front must pass: the
 // same checks run against the native front and the drachtio front, so the
-// handlers behave alike whichever front delivers the request.
+// handlers behave alike whichever front delivers the request, and each front
+// really goes through the serving loop (strictness, admission, panic
+// recovery, exactly one answer).
 package fronttest
 
 import (
@@ -23,10 +25,16 @@ type Target struct {
 	UDP string
 	// SBCAddress and PrivateSBCAddress are what requests must carry.
 	SBCAddress, PrivateSBCAddress string
+	// InFlight is the front's count of requests being served.
+	InFlight func() int64
 }
 
-// Start starts a front serving h until the test ends.
-type Start func(t *testing.T, h sipfront.Handler) Target
+// Start starts a front serving h through a loop configured with o until
+// the test ends.
+type Start func(t *testing.T, h sipfront.Handler, o sipfront.LoopOptions) Target
+
+// maxInFlight is the in-flight bound the suite starts fronts with.
+const maxInFlight = 2
 
 // switchHandler lets one started front serve every case of the suite.
 type switchHandler struct {
@@ -53,7 +61,7 @@ func Run(t *testing.T, start Start, localIP string) {
 	sw := &switchHandler{h: sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, _ *sipfront.Request) {
 		_ = w.Respond(ctx, &sipfront.Response{Code: 200})
 	})}
-	target := start(t, sw)
+	target := start(t, sw, sipfront.LoopOptions{MaxInFlight: maxInFlight})
 
 	t.Run("RequestCarriesSourceTransportAndSBCAddresses", func(t *testing.T) {
 		got := make(chan *sipfront.Request, 1)
@@ -133,6 +141,91 @@ func Run(t *testing.T, start Start, localIP string) {
 			t.Fatalf("a second answer arrived: %q", buf[:n])
 		}
 	})
+
+	t.Run("MalformedRefusedBeforeTheHandler", func(t *testing.T) {
+		called := make(chan string, 8)
+		sw.set(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+			called <- r.CallID()
+			_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+		})
+		for _, tc := range []struct {
+			name, id string
+			edit     func(string) string
+			code     int
+			reason   string
+		}{
+			{"SIP/3.0", "strict-v3", func(s string) string { return strings.Replace(s, " SIP/2.0\r\n", " SIP/3.0\r\n", 1) }, 505, "Only SIP/2.0 is supported"},
+			{"two To", "strict-to", func(s string) string { return strings.Replace(s, "CSeq:", "t: <sip:mallory@example.com>\r\nCSeq:", 1) }, 400, "Duplicate To header"},
+			{"two CSeq", "strict-cseq", func(s string) string {
+				return strings.Replace(s, "Max-Forwards:", "CSeq: 8 REGISTER\r\nMax-Forwards:", 1)
+			}, 400, "Duplicate CSeq header"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				conn := dial(t, localIP, target.UDP)
+				res := exchange(t, conn, tc.edit(register(tc.id, target.UDP, conn.LocalAddr().String())))
+				if res.StatusCode != tc.code || res.SipVersion != "SIP/2.0" {
+					t.Fatalf("got %s %d, want SIP/2.0 %d", res.SipVersion, res.StatusCode, tc.code)
+				}
+				if h := res.GetHeader("X-Reason"); h == nil || h.Value() != tc.reason {
+					t.Errorf("X-Reason = %v, want %q", h, tc.reason)
+				}
+			})
+		}
+		select {
+		case id := <-called:
+			t.Fatalf("the handler saw refused request %s", id)
+		default:
+		}
+	})
+
+	t.Run("OverloadAnswered503", func(t *testing.T) {
+		waitIdle(t, target)
+		inside, release := make(chan struct{}), make(chan struct{})
+		sw.set(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+			if strings.HasPrefix(r.CallID(), "busy-") {
+				inside <- struct{}{}
+				<-release
+			}
+			_ = w.Respond(ctx, &sipfront.Response{Code: 200})
+		})
+		var busy []*net.UDPConn
+		for i := 0; i < maxInFlight; i++ {
+			conn := dial(t, localIP, target.UDP)
+			if _, err := conn.Write([]byte(register(fmt.Sprintf("busy-%d", i), target.UDP, conn.LocalAddr().String()))); err != nil {
+				t.Fatal(err)
+			}
+			<-inside
+			busy = append(busy, conn)
+		}
+		conn := dial(t, localIP, target.UDP)
+		res := exchange(t, conn, register("overflow-1", target.UDP, conn.LocalAddr().String()))
+		close(release)
+		if res.StatusCode != 503 {
+			t.Fatalf("got %d, want 503", res.StatusCode)
+		}
+		if h := res.GetHeader("Retry-After"); h == nil || h.Value() == "" {
+			t.Errorf("503 without Retry-After: %s", res)
+		}
+		for _, c := range busy {
+			if res := read(t, c); res.StatusCode != 200 {
+				t.Errorf("held request answered %d, want 200", res.StatusCode)
+			}
+		}
+		waitIdle(t, target)
+	})
+}
+
+// waitIdle waits until the front has no request in flight, so that a case
+// starts with every slot free.
+func waitIdle(t *testing.T, target Target) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for target.InFlight() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still in flight", target.InFlight())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func dial(t *testing.T, localIP, target string) *net.UDPConn {
@@ -167,6 +260,12 @@ func exchange(t *testing.T, conn *net.UDPConn, msg string) *sip.Response {
 	if _, err := conn.Write([]byte(msg)); err != nil {
 		t.Fatal(err)
 	}
+	return read(t, conn)
+}
+
+// read returns the next answer on conn.
+func read(t *testing.T, conn *net.UDPConn) *sip.Response {
+	t.Helper()
 	buf := make([]byte, 65535)
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := conn.Read(buf)

@@ -16,110 +16,20 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
-
-const rawRegister = "REGISTER sip:jambonz.org SIP/2.0\r\n" +
-	"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK-native-%s;rport\r\n" +
-	"Max-Forwards: 70\r\n" +
-	"From: <sip:john@jambonz.org>;tag=abc\r\n" +
-	"To: %s\r\n" +
-	"Call-ID: call-%s@127.0.0.1\r\n" +
-	"CSeq: 1 REGISTER\r\n" +
-	"Contact: <sip:john@127.0.0.1:5090>\r\n" +
-	"Expires: 3600\r\n" +
-	"Content-Length: 0\r\n\r\n"
-
-func registerText(id, to string) string {
-	r := strings.Replace(rawRegister, "%s", id, 1)
-	r = strings.Replace(r, "%s", to, 1)
-	return strings.Replace(r, "%s", id, 1)
-}
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func TestLenientParsers_KeepUnparseableHeaders(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	tests := []struct {
-		name, to string
-		typed    bool
-	}{
-		{"valid To", "<sip:john@jambonz.org>", true},
-		{"garbage To", "garbage", false},
-		{"To without scheme", "<john@jambonz.org>", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			msg, err := p.ParseSIP([]byte(registerText("1", tt.to)))
-			if err != nil {
-				t.Fatalf("ParseSIP: %v", err)
-			}
-			req := msg.(*sip.Request)
-			if (req.To() != nil) != tt.typed {
-				t.Fatalf("To() = %v, typed want %v", req.To(), tt.typed)
-			}
-			h := req.GetHeader("To")
-			if h == nil || h.Value() != tt.to {
-				t.Fatalf("GetHeader(To) = %v, want %q kept", h, tt.to)
-			}
-		})
-	}
-}
-
-func TestLenientParsers_ContactListStillSplit(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	raw := strings.Replace(registerText("2", "<sip:john@jambonz.org>"),
-		"Contact: <sip:john@127.0.0.1:5090>", "Contact: <sip:a@1.2.3.4>, <sip:b@1.2.3.4>;expires=60", 1)
-	msg, err := p.ParseSIP([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := msg.(*sip.Request).GetHeaders("Contact")
-	if len(cs) != 2 {
-		t.Fatalf("%d Contact headers, want 2", len(cs))
-	}
-	for _, c := range cs {
-		if _, ok := c.(*sip.ContactHeader); !ok {
-			t.Fatalf("Contact %T is not typed", c)
-		}
-	}
-}
-
-func TestBuildResponse(t *testing.T) {
-	p := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	for _, to := range []string{"<sip:john@jambonz.org>", "garbage"} {
-		msg, err := p.ParseSIP([]byte(registerText("3", to)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req := msg.(*sip.Request)
-		req.SetSource("127.0.0.1:5090")
-		res := BuildResponse(req, &sipfront.Response{Code: 403, Headers: []sipfront.Header{{Name: "X-Reason", Value: "Invalid address of record"}}})
-		if res.StatusCode != 403 || res.Reason != "Forbidden" {
-			t.Fatalf("status %d %q", res.StatusCode, res.Reason)
-		}
-		for _, name := range []string{"Via", "From", "To", "Call-ID", "CSeq"} {
-			if res.GetHeader(name) == nil {
-				t.Errorf("To %q: response has no %s", to, name)
-			}
-		}
-		if h := res.GetHeader("X-Reason"); h == nil || h.Value() != "Invalid address of record" {
-			t.Errorf("X-Reason = %v", h)
-		}
-		custom := BuildResponse(req, &sipfront.Response{Code: 503, Reason: "Max Devices Registered"})
-		if custom.Reason != "Max Devices Registered" {
-			t.Errorf("reason = %q", custom.Reason)
-		}
-	}
-}
-
-// startFront runs a native front on loopback UDP and TCP with h.
-func startFront(t *testing.T, h sipfront.Handler, maxInFlight int) *Front {
+// runFront runs a native front with opts (quiet by default) serving h
+// until the test ends.
+func runFront(t *testing.T, opts Options, h sipfront.Handler) *Front {
 	t.Helper()
-	f, err := New(Options{
-		Listen:      []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}},
-		MaxInFlight: maxInFlight,
-		Log:         quiet(),
-	}, h, []string{"REGISTER"})
+	if opts.Log == nil {
+		opts.Log = quiet()
+	}
+	f, err := New(opts, h, []string{"REGISTER"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +45,15 @@ func startFront(t *testing.T, h sipfront.Handler, maxInFlight int) *Front {
 		<-done
 	})
 	return f
+}
+
+// loopbackUDPAndTCP listens on loopback UDP and TCP, ports chosen by the system.
+var loopbackUDPAndTCP = []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}}
+
+// startFront runs a native front on loopback UDP and TCP with h.
+func startFront(t *testing.T, h sipfront.Handler, maxInFlight int) *Front {
+	t.Helper()
+	return runFront(t, Options{Listen: loopbackUDPAndTCP, Loop: sipfront.LoopOptions{MaxInFlight: maxInFlight}}, h)
 }
 
 func udpAddr(t *testing.T, f *Front) string {
@@ -167,7 +86,7 @@ func exchange(t *testing.T, addr, raw string) *sip.Response {
 		t.Fatalf("no answer: %v", err)
 	}
 	// The lenient parser: answers echo a garbage To as it was received.
-	msg, err := sip.NewParser(sip.WithHeadersParsers(lenientParsers())).ParseSIP(buf[:n])
+	msg, err := sipmsg.NewParser().ParseSIP(buf[:n])
 	if err != nil {
 		t.Fatalf("unparseable answer: %v\n%s", err, buf[:n])
 	}
@@ -204,7 +123,7 @@ func TestFront_RequestFieldsAndAnswer(t *testing.T) {
 		mu.Unlock()
 		_ = w.Respond(ctx, &sipfront.Response{Code: 200, Headers: []sipfront.Header{{Name: "Expires", Value: "30"}}})
 	}), 0)
-	res := exchange(t, udpAddr(t, f), registerText("fields", "<sip:john@jambonz.org>"))
+	res := exchange(t, udpAddr(t, f), fronttest.Register("fields", "<sip:john@jambonz.org>"))
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
@@ -225,14 +144,14 @@ func TestFront_PanicAnswered500(t *testing.T) {
 	f := startFront(t, sipfront.HandlerFunc(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) {
 		panic("handler exploded")
 	}), 0)
-	if res := exchange(t, udpAddr(t, f), registerText("panic", "<sip:john@jambonz.org>")); res.StatusCode != 500 {
+	if res := exchange(t, udpAddr(t, f), fronttest.Register("panic", "<sip:john@jambonz.org>")); res.StatusCode != 500 {
 		t.Fatalf("status %d, want 500", res.StatusCode)
 	}
 }
 
 func TestFront_NoAnswerBecomes500(t *testing.T) {
 	f := startFront(t, sipfront.HandlerFunc(func(context.Context, sipfront.ResponseWriter, *sipfront.Request) {}), 0)
-	if res := exchange(t, udpAddr(t, f), registerText("silent", "<sip:john@jambonz.org>")); res.StatusCode != 500 {
+	if res := exchange(t, udpAddr(t, f), fronttest.Register("silent", "<sip:john@jambonz.org>")); res.StatusCode != 500 {
 		t.Fatalf("status %d, want 500", res.StatusCode)
 	}
 }
@@ -245,7 +164,7 @@ func TestFront_GarbageToStillAnswered(t *testing.T) {
 		}
 		_ = w.Respond(ctx, &sipfront.Response{Code: code})
 	}), 0)
-	res := exchange(t, udpAddr(t, f), registerText("garbage", "garbage"))
+	res := exchange(t, udpAddr(t, f), fronttest.Register("garbage", "garbage"))
 	if res.StatusCode != 403 {
 		t.Fatalf("status %d, want 403", res.StatusCode)
 	}
@@ -269,7 +188,7 @@ func TestFront_OverloadAnswered503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write([]byte(strings.Replace(registerText("busy", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1))); err != nil {
+	if _, err := c.Write([]byte(strings.Replace(fronttest.Register("busy", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1))); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -277,7 +196,7 @@ func TestFront_OverloadAnswered503(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("first request never reached the handler")
 	}
-	res := exchange(t, addr, registerText("overflow", "<sip:john@jambonz.org>"))
+	res := exchange(t, addr, fronttest.Register("overflow", "<sip:john@jambonz.org>"))
 	close(release)
 	if res.StatusCode != 503 {
 		t.Fatalf("status %d, want 503", res.StatusCode)
@@ -301,7 +220,7 @@ func TestFront_UDPRetransmissionAnsweredFromTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	raw := strings.Replace(registerText("retrans", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+	raw := strings.Replace(fronttest.Register("retrans", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
 	buf := make([]byte, 65535)
 	for i := 0; i < 2; i++ {
 		if _, err := c.Write([]byte(raw)); err != nil {

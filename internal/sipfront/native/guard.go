@@ -1,14 +1,14 @@
 package native
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 )
 
 // Limits bound what peers of the stream listeners (TCP, TLS, WS, WSS) can
@@ -88,7 +88,7 @@ const maxBoundHold = 24 * time.Hour
 // connGuard admits, counts and times out stream connections.
 type connGuard struct {
 	limits Limits
-	log    *rateLog
+	log    *logging.Throttle
 
 	mu    sync.Mutex
 	total int
@@ -96,7 +96,7 @@ type connGuard struct {
 	conns map[string]*guardConn // by connKey(local, remote)
 }
 
-func newConnGuard(l Limits, log *rateLog) *connGuard {
+func newConnGuard(l Limits, log *logging.Throttle) *connGuard {
 	return &connGuard{limits: l, log: log, perIP: map[netip.Addr]int{}, conns: map[string]*guardConn{}}
 }
 
@@ -348,55 +348,4 @@ func (l *guardListener) handOff(c *guardConn) {
 	case <-l.done:
 		_ = c.Close()
 	}
-}
-
-// rateLog writes at most one line per key and interval, counting the rest;
-// keys are a small fixed set so the table stays bounded.
-type rateLog struct {
-	log   *slog.Logger
-	every time.Duration
-
-	mu   sync.Mutex
-	seen map[string]*rateEntry
-}
-
-type rateEntry struct {
-	last       time.Time
-	suppressed int
-}
-
-func newRateLog(l *slog.Logger, every time.Duration) *rateLog {
-	return &rateLog{log: l, every: every, seen: map[string]*rateEntry{}}
-}
-
-func (r *rateLog) allow(key string) (int, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e := r.seen[key]
-	if e == nil {
-		e = &rateEntry{}
-		r.seen[key] = e
-	}
-	now := time.Now()
-	if !e.last.IsZero() && now.Sub(e.last) < r.every {
-		e.suppressed++
-		return 0, false
-	}
-	n := e.suppressed
-	e.last, e.suppressed = now, 0
-	return n, true
-}
-
-func (r *rateLog) Warn(key, msg string, args ...any) { r.write(slog.LevelWarn, key, msg, args) }
-func (r *rateLog) Info(key, msg string, args ...any) { r.write(slog.LevelInfo, key, msg, args) }
-
-func (r *rateLog) write(level slog.Level, key, msg string, args []any) {
-	n, ok := r.allow(key)
-	if !ok {
-		return
-	}
-	if n > 0 {
-		args = append(args, "suppressed", n)
-	}
-	r.log.Log(context.Background(), level, msg, args...)
 }

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/fronttest"
 )
 
 // flakyListener fails its first accepts with errs, then hands out conns.
@@ -48,7 +48,7 @@ func TestGuardListener_AcceptErrorsDoNotStopIt(t *testing.T) {
 	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, errors.New("anything else")} {
 		fl.errs <- &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", e)}
 	}
-	g := newConnGuard(Limits{}.withDefaults(), newRateLog(quiet(), time.Second))
+	g := newConnGuard(Limits{}.withDefaults(), logging.NewThrottle(quiet(), time.Second))
 	ln := newGuardListener(fl, g, "tcp")
 	server, client := net.Pipe()
 	fl.conns <- server
@@ -85,7 +85,7 @@ func TestNextBackoff(t *testing.T) {
 }
 
 func TestGuardConn_BindingKeepsConnection(t *testing.T) {
-	g := newConnGuard(Limits{HandshakeTimeout: time.Hour, IdleTimeout: time.Minute}.withDefaults(), newRateLog(quiet(), time.Second))
+	g := newConnGuard(Limits{HandshakeTimeout: time.Hour, IdleTimeout: time.Minute}.withDefaults(), logging.NewThrottle(quiet(), time.Second))
 	server, client := net.Pipe()
 	defer client.Close()
 	c, ok := g.admit(server, "tcp")
@@ -128,85 +128,10 @@ func TestGrantedExpires(t *testing.T) {
 	}
 }
 
-func TestCheckRequest(t *testing.T) {
-	base := registerText("strict", "<sip:john@jambonz.org>")
-	cases := []struct {
-		name    string
-		raw     string
-		code    int
-		framing bool
-	}{
-		{"valid", base, 0, false},
-		{"SIP/3.0", strings.Replace(base, "jambonz.org SIP/2.0", "jambonz.org SIP/3.0", 1), 505, false},
-		{"two To", strings.Replace(base, "CSeq:", "To: <sip:mallory@jambonz.org>\r\nCSeq:", 1), 400, false},
-		{"compact t after To", strings.Replace(base, "CSeq:", "t: <sip:mallory@jambonz.org>\r\nCSeq:", 1), 400, false},
-		{"two From", strings.Replace(base, "CSeq:", "f: <sip:x@y>;tag=2\r\nCSeq:", 1), 400, false},
-		{"two Call-ID", strings.Replace(base, "CSeq:", "i: other\r\nCSeq:", 1), 400, false},
-		{"two CSeq", strings.Replace(base, "Expires:", "CSeq: 2 REGISTER\r\nExpires:", 1), 400, false},
-		{"same Content-Length twice", strings.Replace(base, "Expires:", "Content-Length: 0\r\nExpires:", 1), 0, false},
-		{"same Content-Length written differently", strings.Replace(base, "Expires:", "l: 00\r\nExpires:", 1), 0, false},
-		{"conflicting Content-Length", strings.Replace(base, "Expires:", "l: 5\r\nExpires:", 1) + "hello", 400, true},
-	}
-	p := NewParser()
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			msg, err := p.ParseSIP([]byte(c.raw))
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			v := CheckRequest(msg.(*sip.Request))
-			switch {
-			case c.code == 0 && v != nil:
-				t.Fatalf("refused: %+v", v)
-			case c.code != 0 && (v == nil || v.Code != c.code || v.Framing != c.framing):
-				t.Fatalf("got %+v, want %d framing=%v", v, c.code, c.framing)
-			}
-		})
-	}
-}
-
-func TestFront_VersionAndDuplicateHeadersRefused(t *testing.T) {
-	var calls atomic.Int32
-	f := startFront(t, sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
-		calls.Add(1)
-		_ = w.Respond(ctx, &sipfront.Response{Code: 401})
-	}), 0)
-	addr := udpAddr(t, f)
-	v3 := strings.Replace(registerText("v3", "<sip:john@jambonz.org>"), "jambonz.org SIP/2.0", "jambonz.org SIP/3.0", 1)
-	if res := exchange(t, addr, v3); res.StatusCode != 505 || res.SipVersion != "SIP/2.0" {
-		t.Fatalf("SIP/3.0 request: %s %d", res.SipVersion, res.StatusCode)
-	}
-	twoTo := strings.Replace(registerText("to2", "<sip:john@jambonz.org>"), "CSeq:", "t: <sip:mallory@jambonz.org>\r\nCSeq:", 1)
-	if res := exchange(t, addr, twoTo); res.StatusCode != 400 {
-		t.Fatalf("two To: %d", res.StatusCode)
-	}
-	if n := calls.Load(); n != 0 {
-		t.Fatalf("handler called %d times for refused requests", n)
-	}
-}
-
 // guardedFront runs a front on loopback TCP (and UDP) with limits.
 func guardedFront(t *testing.T, lim Limits, h sipfront.Handler) (*Front, string) {
 	t.Helper()
-	f, err := New(Options{
-		Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}, {Transport: "tcp", Host: "127.0.0.1"}},
-		Log:    quiet(),
-		Limits: lim,
-	}, h, []string{"REGISTER"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = f.Serve(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	f := runFront(t, Options{Listen: loopbackUDPAndTCP, Limits: lim}, h)
 	for _, a := range f.LocalAddrs() {
 		if strings.HasPrefix(a, "tcp/") {
 			return f, strings.TrimPrefix(a, "tcp/")
@@ -289,25 +214,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		seen.Add(1)
 		_ = w.Respond(ctx, &sipfront.Response{Code: 401})
 	})
-	f, err := New(Options{
-		Listen:            []config.Listen{{Transport: "udp", Host: "127.0.0.1"}},
-		Log:               quiet(),
-		udpRoundDatagrams: 50,
-	}, h, []string{"REGISTER"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = f.Serve(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	f := runFront(t, Options{Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}}, udpRoundDatagrams: 50}, h)
 	addr := udpAddr(t, f)
 	pool := f.ua.TransportLayer().Pool("udp")
 
@@ -326,7 +233,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw := strings.Replace(registerText(fmt.Sprint(i), "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+		raw := strings.Replace(fronttest.Register(fmt.Sprint(i), "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
 		_, _ = c.Write([]byte(raw))
 		_ = c.Close()
 		// Stay well within the socket buffer: this test is about state, not load.
@@ -342,7 +249,7 @@ func TestFront_UDPSourcesDoNotAccumulate(t *testing.T) {
 		t.Fatal("no reader round ended")
 	}
 	// Still answering after the rounds.
-	if res := exchange(t, addr, registerText("after", "<sip:john@jambonz.org>")); res.StatusCode != 401 {
+	if res := exchange(t, addr, fronttest.Register("after", "<sip:john@jambonz.org>")); res.StatusCode != 401 {
 		t.Fatalf("after rounds: %d", res.StatusCode)
 	}
 }
@@ -362,7 +269,7 @@ func TestFront_RegisteredConnectionKeptIdleOneClosed(t *testing.T) {
 	f, addr := guardedFront(t, Limits{HandshakeTimeout: idle, IdleTimeout: idle}, h)
 	send := func(c net.Conn, to string) string {
 		t.Helper()
-		raw := strings.Replace(registerText(to, "<sip:"+to+"@jambonz.org>"), "SIP/2.0/UDP 127.0.0.1:5090", "SIP/2.0/TCP "+c.LocalAddr().String(), 1)
+		raw := strings.Replace(fronttest.Register(to, "<sip:"+to+"@jambonz.org>"), "SIP/2.0/UDP 127.0.0.1:5090", "SIP/2.0/TCP "+c.LocalAddr().String(), 1)
 		if _, err := c.Write([]byte(raw)); err != nil {
 			t.Fatal(err)
 		}

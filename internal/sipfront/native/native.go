@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
 )
 
 // UDPTimerJ is how long a UDP server transaction keeps its final answer.
@@ -34,16 +35,12 @@ type Options struct {
 	// PublicAddress replaces unspecified listen hosts (0.0.0.0) in sbcAddress.
 	PublicAddress string
 	// InNetwork tells private addresses (JAMBONES_NETWORK_CIDR).
-	InNetwork func(netip.Addr) bool
-	// MaxInFlight bounds concurrently handled requests; beyond it requests
-	// are answered 503 at once.
-	MaxInFlight int
-	// RequestTimeout bounds one request's handling (well under Timer F).
-	RequestTimeout time.Duration
-	// DrainTimeout bounds how long shutdown waits for in-flight requests.
-	DrainTimeout time.Duration
-	UserAgent    string
-	Log          *slog.Logger
+	InNetwork sipfront.Networks
+	// Loop configures the serving loop (in-flight bound, request and drain
+	// timeouts).
+	Loop      sipfront.LoopOptions
+	UserAgent string
+	Log       *slog.Logger
 	// TLS is the certificate of tls and wss listeners (required for them).
 	TLS *Certificate
 	// Limits bound stream connections and message sizes (zero values: the
@@ -57,19 +54,15 @@ type Options struct {
 
 // Front is the native SIP front.
 type Front struct {
-	opts    Options
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	handler sipfront.Handler
-	log     *slog.Logger
-	slots   chan struct{}
-	guard   *connGuard
-	rlog    *rateLog
+	opts  Options
+	ua    *sipgo.UserAgent
+	srv   *sipgo.Server
+	loop  *sipfront.Loop
+	log   *slog.Logger
+	guard *connGuard
+	rlog  *logging.Throttle
 
 	udpRounds atomic.Int64
-
-	draining atomic.Bool
-	inflight atomic.Int64
 
 	mu         sync.Mutex
 	udp        []net.PacketConn
@@ -78,22 +71,11 @@ type Front struct {
 	private    string
 }
 
-// New builds the front; Serve opens the sockets. Routed methods go to h.
+// New builds the front; Serve opens the sockets. Routed methods go to h
+// through the serving loop.
 func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
-	if opts.MaxInFlight <= 0 {
-		opts.MaxInFlight = 2048
-	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = 30 * time.Second
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 5 * time.Second
-	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
-	}
-	if opts.InNetwork == nil {
-		opts.InNetwork = func(netip.Addr) bool { return false }
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	if opts.udpRoundDatagrams <= 0 {
@@ -115,7 +97,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	// Process-wide as well: the WebSocket frame limit follows it.
 	setKnob(&sip.ParseMaxMessageLength, opts.Limits.MaxMessageSize)
 
-	parser := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
+	parser := sipmsg.NewParser()
 	parser.MaxMessageLength = opts.Limits.MaxMessageSize
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(opts.UserAgent),
@@ -134,8 +116,8 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("native: server: %w", err)
 	}
-	f := &Front{opts: opts, ua: ua, srv: srv, handler: h, log: opts.Log, slots: make(chan struct{}, opts.MaxInFlight)}
-	f.rlog = newRateLog(opts.Log, 10*time.Second)
+	f := &Front{opts: opts, ua: ua, srv: srv, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), log: opts.Log}
+	f.rlog = logging.NewThrottle(opts.Log, 10*time.Second)
 	f.guard = newConnGuard(opts.Limits, f.rlog)
 	for _, m := range methods {
 		srv.OnRequest(sip.RequestMethod(strings.ToUpper(m)), f.serve)
@@ -147,12 +129,6 @@ func setKnob[T comparable](knob *T, v T) {
 	if *knob != v {
 		*knob = v
 	}
-}
-
-// stackLogger keeps sipgo's own logging at warnings and above: it logs whole
-// raw messages at debug/error, which floods under attack.
-func stackLogger(l *slog.Logger) *slog.Logger {
-	return slog.New(levelFloor{Handler: l.Handler(), min: slog.LevelWarn})
 }
 
 // Listen opens every socket of Options.Listen. After it returns the actual
@@ -244,28 +220,19 @@ func (f *Front) Serve(ctx context.Context) error {
 }
 
 // drain stops accepting work and waits (bounded) for in-flight requests:
-// TCP listeners close at once; UDP sockets stay open to carry the pending
-// answers while new requests are refused with 503.
+// stream listeners close at once; UDP sockets stay open to carry the
+// pending answers while the loop refuses new requests with 503.
 func (f *Front) drain() {
-	f.draining.Store(true)
 	f.mu.Lock()
 	for _, ln := range f.stream {
 		ln.Close()
 	}
 	f.mu.Unlock()
-	deadline := time.Now().Add(f.opts.DrainTimeout)
-	for f.inflight.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := f.inflight.Load(); n > 0 {
-		f.log.Warn("sip: shutting down with requests still in flight", "in_flight", n)
-	} else {
-		f.log.Info("sip: drained in-flight requests")
-	}
+	f.loop.Drain(context.Background())
 }
 
 // InFlight returns how many requests are being handled.
-func (f *Front) InFlight() int64 { return f.inflight.Load() }
+func (f *Front) InFlight() int64 { return f.loop.InFlight() }
 
 // Close closes the sockets and the stack.
 func (f *Front) Close() {
@@ -323,26 +290,25 @@ func (f *Front) addresses() (string, string) {
 	for _, ln := range f.stream {
 		all = append(all, bound{ln.transport, addrPort(ln.Addr())})
 	}
-	var parts []string
+	var parts []sipfront.Hostport
 	private := ""
 	for _, b := range all {
 		ip := b.addr.Addr()
 		if ip.IsUnspecified() {
 			ip = f.hostAddress()
 		}
-		ap := netip.AddrPortFrom(ip, b.addr.Port())
-		parts = append(parts, sipfront.HostPort(b.transport, ap))
+		parts = append(parts, sipfront.Hostport{Transport: b.transport, Host: ip.String(), Port: int(b.addr.Port())})
 		if b.transport == "tcp" && private == "" {
-			if f.opts.InNetwork(b.addr.Addr()) {
+			if f.opts.InNetwork.Contains(b.addr.Addr()) {
 				private = b.addr.String()
 			} else if b.addr.Addr().IsUnspecified() {
-				if p, ok := privateInterface(f.opts.InNetwork); ok {
+				if p, ok := privateInterface(f.opts.InNetwork.Contains); ok {
 					private = netip.AddrPortFrom(p, b.addr.Port()).String()
 				}
 			}
 		}
 	}
-	return strings.Join(parts, ","), private
+	return sipfront.JoinHostports(parts), private
 }
 
 // hostAddress is the address advertised for sockets bound to 0.0.0.0.
@@ -381,40 +347,11 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// serve adapts a sipgo request to the front-agnostic handler.
+// serve translates a sipgo request for the serving loop.
 func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
-	w := &responder{req: req, tx: tx, log: f.log, conn: f.streamConn(req, tx)}
+	w := &responder{req: req, tx: tx, conn: f.streamConn(req, tx)}
 	if w.conn != nil {
 		w.conn.active()
-	}
-	if v := CheckRequest(req); v != nil {
-		f.rlog.Info("strict:"+strconv.Itoa(v.Code), "sip: refusing malformed request", "method", string(req.Method),
-			"source", req.Source(), "code", v.Code, "reason", v.Reason)
-		_ = w.Respond(context.Background(), v.Response())
-		if v.Framing && w.conn != nil {
-			_ = w.conn.Close()
-		}
-		return
-	}
-	f.inflight.Add(1)
-	defer f.inflight.Add(-1)
-	if f.draining.Load() {
-		_ = w.Respond(context.Background(), &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
-		return
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			f.log.Error("sip: panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			_ = w.Respond(context.Background(), &sipfront.Response{Code: 500})
-		}
-	}()
-	select {
-	case f.slots <- struct{}{}:
-		defer func() { <-f.slots }()
-	default:
-		f.log.Warn("sip: overloaded, answering 503", "method", string(req.Method), "source", req.Source())
-		_ = w.Respond(context.Background(), &sipfront.Response{Code: 503, Headers: []sipfront.Header{{Name: "Retry-After", Value: "5"}}})
-		return
 	}
 	src, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
@@ -422,20 +359,13 @@ func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
 		_ = w.Respond(context.Background(), &sipfront.Response{Code: 400})
 		return
 	}
-	r := &sipfront.Request{
+	f.loop.ServeSIP(context.Background(), w, &sipfront.Request{
 		Msg:               req,
 		Source:            netip.AddrPortFrom(src.Addr().Unmap(), src.Port()),
 		Transport:         strings.ToLower(req.Transport()),
 		SBCAddress:        f.SBCAddress(),
 		PrivateSBCAddress: f.PrivateSBCAddress(),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), f.opts.RequestTimeout)
-	defer cancel()
-	f.handler.ServeSIP(ctx, w, r)
-	if !w.sent {
-		f.log.Error("sip: handler sent no answer", "method", string(req.Method))
-		_ = w.Respond(ctx, &sipfront.Response{Code: 500})
-	}
+	})
 }
 
 // streamConn is the guarded connection req came in on; nil over UDP.
@@ -457,25 +387,19 @@ func (f *Front) streamConn(req *sip.Request, tx sip.ServerTransaction) *guardCon
 // StreamConnections is the number of open TCP/TLS/WS/WSS connections.
 func (f *Front) StreamConnections() int { return f.guard.open() }
 
-// responder answers through the sipgo server transaction.
+// responder answers through the sipgo server transaction; the loop sees
+// that it answers once.
 type responder struct {
 	req  *sip.Request
 	tx   sip.ServerTransaction
-	log  *slog.Logger
 	conn *guardConn // stream connection of the request, nil over UDP
-	sent bool
 }
 
 func (w *responder) Respond(_ context.Context, r *sipfront.Response) error {
-	if w.sent {
-		return errors.New("native: response already sent")
-	}
-	w.sent = true
 	if r.Code == sipfront.NoAnswer {
 		return nil
 	}
-	res := BuildResponse(w.req, r)
-	if err := w.tx.Respond(res); err != nil {
+	if err := w.tx.Respond(sipmsg.BuildResponse(w.req, r)); err != nil {
 		return fmt.Errorf("native: respond %d: %w", r.Code, err)
 	}
 	if w.conn != nil && r.Code == 200 && w.req.Method == sip.REGISTER {
@@ -483,6 +407,14 @@ func (w *responder) Respond(_ context.Context, r *sipfront.Response) error {
 		w.conn.bound(grantedExpires(r.Headers))
 	}
 	return nil
+}
+
+// CloseConn closes the stream connection the request came in on.
+func (w *responder) CloseConn() error {
+	if w.conn == nil {
+		return nil
+	}
+	return w.conn.Close()
 }
 
 // grantedExpires reads the lifetime a REGISTER 200 granted: the Expires
@@ -511,30 +443,6 @@ func grantedExpires(hs []sipfront.Header) time.Duration {
 }
 
 var contactExpiresRE = regexp.MustCompile(`(?i);\s*expires\s*=\s*(\d{1,9})`)
-
-// BuildResponse makes the SIP response for req from a front-agnostic answer.
-func BuildResponse(req *sip.Request, r *sipfront.Response) *sip.Response {
-	reason := r.Reason
-	if reason == "" {
-		reason = sipfront.ReasonPhrase(r.Code)
-	}
-	res := sip.NewResponseFromRequest(req, r.Code, reason, nil)
-	// sipgo copies the request's version; we only speak 2.0 (a SIP/3.0
-	// request gets "SIP/2.0 505").
-	res.SipVersion = "SIP/2.0"
-	// Headers our lenient parser kept as generic ones are not copied by sipgo.
-	for _, name := range []string{"From", "To", "Call-ID", "CSeq"} {
-		if res.GetHeader(name) == nil {
-			if h := req.GetHeader(name); h != nil {
-				res.AppendHeader(sip.NewHeader(name, h.Value()))
-			}
-		}
-	}
-	for _, h := range r.Headers {
-		res.AppendHeader(sip.NewHeader(h.Name, h.Value))
-	}
-	return res
-}
 
 // streamListener is a connection-oriented listener and its SIP transport.
 type streamListener struct {
@@ -566,7 +474,7 @@ func (f *Front) ReloadTLS() error { return f.opts.TLS.Reload() }
 func (f *Front) Listening() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.udp)+len(f.stream) > 0 && !f.draining.Load()
+	return len(f.udp)+len(f.stream) > 0 && !f.loop.Draining()
 }
 
 // HasConnection reports whether the stack holds an open connection of the

@@ -1,4 +1,4 @@
-package native_test
+package native
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sipclient"
 )
@@ -40,35 +39,23 @@ func (s *seen) last(t *testing.T) sipfront.Request {
 	return s.reqs[len(s.reqs)-1]
 }
 
-func startFront(t *testing.T, listen string, cert *native.Certificate, h sipfront.Handler) *native.Front {
+func startTransports(t *testing.T, listen string, cert *Certificate, h sipfront.Handler) *Front {
 	t.Helper()
 	l, err := config.ParseListen(listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := native.New(native.Options{Listen: l, TLS: cert}, h, []string{"REGISTER"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := f.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = f.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return f
+	return runFront(t, Options{Listen: l, TLS: cert}, h)
 }
 
 func TestFront_RegisterOverEveryTransport(t *testing.T) {
 	c := testenv.SelfSignedCert(t, "")
-	cert, err := native.LoadCertificate(c.CertFile, c.KeyFile)
+	cert, err := LoadCertificate(c.CertFile, c.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &seen{}
-	f := startFront(t, "udp:127.0.0.1:16900,tcp:127.0.0.1:16900,tls:127.0.0.1:16901,ws:127.0.0.1:16902,wss:127.0.0.1:16903", cert, h)
+	f := startTransports(t, "udp:127.0.0.1:16900,tcp:127.0.0.1:16900,tls:127.0.0.1:16901,ws:127.0.0.1:16902,wss:127.0.0.1:16903", cert, h)
 	wantSBC := "udp/127.0.0.1:16900,tcp/127.0.0.1:16900,tls/127.0.0.1:16901,ws/127.0.0.1:16902,wss/127.0.0.1:16903"
 	if got := f.SBCAddress(); got != wantSBC {
 		t.Errorf("SBCAddress = %q, want %q", got, wantSBC)
@@ -118,7 +105,7 @@ func TestFront_RegisterOverEveryTransport(t *testing.T) {
 func TestFront_TLSAndWSSNeedACertificate(t *testing.T) {
 	for _, listen := range []string{"tls:127.0.0.1:16904", "wss:127.0.0.1:16904"} {
 		l, _ := config.ParseListen(listen)
-		f, err := native.New(native.Options{Listen: l}, &seen{}, []string{"REGISTER"})
+		f, err := New(Options{Listen: l}, &seen{}, []string{"REGISTER"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,11 +130,11 @@ func serialOf(t *testing.T, addr string) string {
 func TestFront_ReloadSwapsTheCertificateForNewHandshakes(t *testing.T) {
 	dir := t.TempDir()
 	first := testenv.SelfSignedCert(t, dir)
-	cert, err := native.LoadCertificate(first.CertFile, first.KeyFile)
+	cert, err := LoadCertificate(first.CertFile, first.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := startFront(t, "tls:127.0.0.1:16905", cert, &seen{})
+	f := startTransports(t, "tls:127.0.0.1:16905", cert, &seen{})
 	addr := netip.MustParseAddrPort("127.0.0.1:16905").String()
 	if got := serialOf(t, addr); got != first.Serial.String() {
 		t.Fatalf("serial %s, want %s", got, first.Serial)

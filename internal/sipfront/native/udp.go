@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 )
 
 // sipgo's UDP reader adds every new source address to its connection pool
@@ -63,7 +65,7 @@ type udpRound struct {
 	net.PacketConn
 	limit int
 	ttl   time.Duration
-	log   *rateLog
+	log   *logging.Throttle
 
 	prev    *udpRound     // parked predecessor, freed when this round ends
 	parked  chan struct{} // closed when this round is over

@@ -1,15 +1,13 @@
-package native
+package sipfront
 
 import (
 	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
-// Violation is why a request is refused before any handler sees it.
+// Violation is why the loop refuses a request before any handler sees it.
 type Violation struct {
 	Code   int    // 400 or 505
 	Reason string // X-Reason text
@@ -49,6 +47,6 @@ func CheckRequest(req *sip.Request) *Violation {
 }
 
 // Response is the answer to the violation.
-func (v *Violation) Response() *sipfront.Response {
-	return &sipfront.Response{Code: v.Code, Headers: []sipfront.Header{{Name: "X-Reason", Value: v.Reason}}}
+func (v *Violation) Response() *Response {
+	return &Response{Code: v.Code, Headers: []Header{{Name: "X-Reason", Value: v.Reason}}}
 }

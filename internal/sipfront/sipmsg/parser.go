@@ -1,12 +1,17 @@
-package native
+// Package sipmsg is the SIP message handling every front shares: the
+// lenient parser that turns wire text into the messages handlers see, and
+// the response built from a handler's answer.
+package sipmsg
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 )
+
+// NewParser returns the lenient SIP parser: every front parses with it, so
+// handlers get the same kind of message whichever front delivered it.
+func NewParser() *sip.Parser { return sip.NewParser(sip.WithHeadersParsers(lenientParsers())) }
 
 // lenientParsers wraps sipgo's header parsers so that an unparseable
 // To/From/Contact does not make the stack drop the whole message without an
@@ -48,22 +53,4 @@ func lenient(name string, p sip.HeaderParser) sip.HeaderParser {
 		}
 		return sip.NewHeader(name, strings.TrimSpace(data)), nil
 	}
-}
-
-// levelFloor drops records below min.
-type levelFloor struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (l levelFloor) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= l.min && l.Handler.Enabled(ctx, level)
-}
-
-func (l levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return levelFloor{Handler: l.Handler.WithAttrs(attrs), min: l.min}
-}
-
-func (l levelFloor) WithGroup(name string) slog.Handler {
-	return levelFloor{Handler: l.Handler.WithGroup(name), min: l.min}
 }
