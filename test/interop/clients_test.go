@@ -31,18 +31,37 @@ type clientCase struct {
 	start func(t *testing.T, s *server, user, password string) session
 }
 
-// expectFailure lists the cases known to fail, by DIGEST_ALGORITHMS then "client/transport",
-// with why (docs/interop.md). A case listed that starts to work, or one not listed that fails,
-// fails the test: the table in the docs must then be updated.
-var expectFailure = map[string]map[string]string{
-	"MD5":         {},
+// knownFailure is a case expected to fail: why (for the docs), and evidence, a text the
+// client's output, the failed step or the service's log must contain (so that another failure is not taken for it).
+type knownFailure struct{ why, evidence string }
+
+// expectFailure lists the cases known to fail, by DIGEST_ALGORITHMS then "client/transport"
+// (docs/interop.md). A case listed that starts to work, or one not listed that fails, fails
+// the test: the table in the docs must then be updated.
+var expectFailure = map[string]map[string]knownFailure{
+	"MD5": {
+		"sipsak/udp": sipsakIsAScanner,
+	},
 	"SHA-256,MD5": {
-		// libre (baresip's SIP stack) aborts on any non-MD5 challenge, even with an MD5 one beside it.
-		"baresip/udp": "libre: Register: Function not implemented on a SHA-256 challenge",
-		"baresip/tcp": "libre: Register: Function not implemented on a SHA-256 challenge",
-		"baresip/tls": "libre: Register: Function not implemented on a SHA-256 challenge",
+		"baresip/udp": libreAborts,
+		"baresip/tcp": libreAborts,
+		"baresip/tls": libreAborts,
+		"sipsak/udp":  sipsakIsAScanner,
 	},
 }
+
+var (
+	// libre (baresip's SIP stack) aborts on a non-MD5 challenge, even with an MD5 one beside it.
+	libreAborts = knownFailure{"libre aborts on the SHA-256 challenge (Register: Function not implemented)",
+		"Function not implemented"}
+	// sipsak's User-Agent is in the default SCANNER_USER_AGENTS (it is a probing tool).
+	// TestClients_SipsakNotAScanner runs it with a list without it.
+	sipsakIsAScanner = knownFailure{"User-Agent sipsak is in the default SCANNER_USER_AGENTS: 403",
+		`"verdict":"scanner","user_agent":"sipsak`}
+	// sipsak answers only the first challenge, and knows only MD5.
+	sipsakNoSHA256 = knownFailure{"sipsak takes the first challenge (SHA-256) and knows only MD5",
+		"unsupported authentication algorithm"}
+)
 
 func allClients() []clientCase {
 	return []clientCase{
@@ -52,6 +71,7 @@ func allClients() []clientCase {
 		{client: "baresip", transport: "udp", start: baresipClient("udp")},
 		{client: "baresip", transport: "tcp", start: baresipClient("tcp")},
 		{client: "baresip", transport: "tls", start: baresipClient("tls")},
+		{client: "sipsak", transport: "udp", start: sipsakClient()},
 	}
 }
 
@@ -59,19 +79,32 @@ func allClients() []clientCase {
 // supports, against the service in standalone mode and with Redis+MySQL, offering MD5 (the
 // default) and then SHA-256,MD5.
 func TestClients(t *testing.T) {
+	matrix(t, allClients(), nil, expectFailure)
+}
+
+// TestClients_SipsakNotAScanner runs sipsak with SCANNER_USER_AGENTS set to a list without it.
+func TestClients_SipsakNotAScanner(t *testing.T) {
+	c := clientCase{client: "sipsak", transport: "udp", start: sipsakClient()}
+	matrix(t, []clientCase{c}, map[string]string{"SCANNER_USER_AGENTS": "friendly-scanner,sipvicious"},
+		map[string]map[string]knownFailure{"SHA-256,MD5": {"sipsak/udp": sipsakNoSHA256}})
+}
+
+// matrix runs the clients against each backend and DIGEST_ALGORITHMS value; extra is added to
+// the service's environment, failing lists the expected failures (see expectFailure).
+func matrix(t *testing.T, clients []clientCase, extra map[string]string, failing map[string]map[string]knownFailure) {
 	for _, b := range []backend{standalone, redisMySQL} {
 		for _, algs := range []string{"MD5", "SHA-256,MD5"} {
 			t.Run(fmt.Sprintf("%s_%s", b, algs), func(t *testing.T) {
-				s := startServer(t, b, algs, nil)
-				for _, c := range allClients() {
-					t.Run(c.client+"_"+c.transport, func(t *testing.T) { runClient(t, s, c) })
+				s := startServer(t, b, algs, extra)
+				for _, c := range clients {
+					t.Run(c.client+"_"+c.transport, func(t *testing.T) { runClient(t, s, c, failing[algs], extra) })
 				}
 			})
 		}
 	}
 }
 
-func runClient(t *testing.T, s *server, c clientCase) {
+func runClient(t *testing.T, s *server, c clientCase, failing map[string]knownFailure, extra map[string]string) {
 	name := fmt.Sprintf("%s over %s (%s, DIGEST_ALGORITHMS=%s)", c.client, c.transport, s.backend, s.algs)
 	user := strings.ReplaceAll(fmt.Sprintf("%s-%s", c.client, c.transport), "_", "-")
 	password := "pw-" + user
@@ -82,16 +115,23 @@ func runClient(t *testing.T, s *server, c clientCase) {
 	if err != nil {
 		outcome = fmt.Sprintf("fails at %s", failedStep)
 	}
-	record(result{client: c.client, transport: c.transport, backend: string(s.backend), algs: s.algs, outcome: outcome})
+	client := c.client
+	for k, v := range extra {
+		client += fmt.Sprintf(" (%s=%s)", k, v)
+	}
+	record(result{client: client, transport: c.transport, backend: string(s.backend), algs: s.algs, outcome: outcome})
 
-	why, expected := expectFailure[s.algs][c.client+"/"+c.transport]
+	known, expected := failing[c.client+"/"+c.transport]
 	switch {
 	case err != nil && !expected:
 		t.Errorf("%s: step %s: %v\nclient output:\n%s", name, failedStep, err, tail(sess.logs(), 60))
+	case err != nil && !strings.Contains(err.Error()+sess.logs()+s.proc.Logs(), known.evidence):
+		t.Errorf("%s: step %s: %v; expected to fail (%s) but the output lacks %q\nclient output:\n%s",
+			name, failedStep, err, known.why, known.evidence, tail(sess.logs(), 60))
 	case err != nil:
-		t.Logf("%s: fails as known (%s): step %s: %v", name, why, failedStep, err)
+		t.Logf("%s: fails as known (%s): step %s: %v", name, known.why, failedStep, err)
 	case expected:
-		t.Errorf("%s: registers, refreshes and un-registers although listed as failing (%s): update expectFailure and docs/interop.md", name, why)
+		t.Errorf("%s: registers, refreshes and un-registers although listed as failing (%s): update expectFailure and docs/interop.md", name, known.why)
 	default:
 		t.Logf("%s: %s", name, outcome)
 	}
