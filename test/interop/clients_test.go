@@ -72,6 +72,9 @@ func allClients() []clientCase {
 		{client: "baresip", transport: "tcp", start: baresipClient("tcp")},
 		{client: "baresip", transport: "tls", start: baresipClient("tls")},
 		{client: "sipsak", transport: "udp", start: sipsakClient()},
+		{client: "linphonec", transport: "udp", start: linphonecClient("udp")},
+		{client: "linphonec", transport: "tcp", start: linphonecClient("tcp")},
+		{client: "linphonec", transport: "tls", start: linphonecClient("tls")},
 	}
 }
 
