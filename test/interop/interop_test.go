@@ -244,28 +244,47 @@ func record(r result) {
 	results = append(results, r)
 }
 
-// report is the markdown table of the run's results.
+// report is the markdown table of the run's results: one row per client, transport and
+// algorithms, one column per backend.
 func report() string {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
 	if len(results) == 0 {
 		return ""
 	}
-	rs := append([]result(nil), results...)
-	sort.SliceStable(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
+	type row struct{ client, transport, algs string }
+	var rows []row
+	cells := map[row]map[string]string{}
+	for _, r := range results {
+		k := row{r.client, r.transport, r.algs}
+		if cells[k] == nil {
+			cells[k] = map[string]string{}
+			rows = append(rows, k)
+		}
+		cells[k][r.backend] = r.outcome
+	}
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
 		if a.client != b.client {
 			return a.client < b.client
 		}
 		return a.transport < b.transport
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run of %s (UTC).\n\n", time.Now().UTC().Format("2006-01-02 15:04"))
-	b.WriteString("| client | transport | backend | DIGEST_ALGORITHMS | result (algorithm used) |\n|---|---|---|---|---|\n")
-	for _, r := range rs {
-		fmt.Fprintf(&b, "| %s | %s | %s | `%s` | %s |\n", r.client, r.transport, r.backend, r.algs, r.outcome)
+	fmt.Fprintf(&b, "Run of %s UTC.\n\n", time.Now().UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "| client | transport | `DIGEST_ALGORITHMS` | %s | %s |\n|---|---|---|---|---|\n", standalone, redisMySQL)
+	for _, k := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", k.client, k.transport, k.algs,
+			or(cells[k][string(standalone)]), or(cells[k][string(redisMySQL)]))
 	}
 	return b.String()
+}
+
+func or(s string) string {
+	if s == "" {
+		return "not run"
+	}
+	return s
 }
 
 // waitFor polls cond until it holds or the step timeout passes.

@@ -124,12 +124,14 @@ func TestAttack_SvwarCannotTellUsersApart(t *testing.T) {
 					}
 				}
 				// Either every name is reported (all answered alike) or none is.
+				verdict := "cannot tell them apart"
 				if !(k == len(known) && u == len(unknown)) && !(k == 0 && u == 0) {
+					verdict = "**tells them apart**"
 					t.Errorf("svwar (User-Agent %q) tells users apart: reported %v (known %v, unknown %v)", uaOr(ua), found, known, unknown)
 				}
 				t.Logf("svwar (User-Agent %q): %d of %d known and %d of %d unknown users reported", uaOr(ua), k, len(known), u, len(unknown))
-				record(result{client: "svwar (sipvicious)", transport: "udp", backend: string(b), algs: "MD5",
-					outcome: fmt.Sprintf("User-Agent %s: %d/%d known, %d/%d unknown reported: cannot tell apart", uaOr(ua), k, len(known), u, len(unknown))})
+				record(result{client: fmt.Sprintf("svwar, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5",
+					outcome: fmt.Sprintf("%d/%d known and %d/%d unknown users reported: %s", k, len(known), u, len(unknown), verdict)})
 			}
 		})
 	}
@@ -184,8 +186,14 @@ func TestAttack_SvcrackEndsBanned(t *testing.T) {
 							}
 						}
 					}
-					record(result{client: "svcrack (sipvicious)", transport: "udp", backend: string(b), algs: "MD5",
-						outcome: fmt.Sprintf("User-Agent %s: password not found, refused as %s", uaOr(ua), verdict)})
+					outcome := "password not found: refused as a scanner (403) from the first request"
+					if ua != "" {
+						outcome = "password not found: source banned after AUTH_FAILURE_LIMIT (5) failures"
+					}
+					if t.Failed() {
+						outcome = "**FAILED** (see the test log)"
+					}
+					record(result{client: fmt.Sprintf("svcrack, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5", outcome: outcome})
 				})
 			}
 		})
