@@ -142,7 +142,7 @@ func runClient(t *testing.T, s *server, c clientCase, failing map[string]knownFa
 	for k, v := range extra {
 		client += fmt.Sprintf(" (%s=%s)", k, v)
 	}
-	record(result{client: client, transport: c.transport, backend: string(s.backend), algs: s.algs, outcome: outcome})
+	record(result{section: sectionClients, client: client, transport: c.transport, backend: string(s.backend), algs: s.algs, outcome: outcome})
 
 	switch {
 	case err != nil && !expected:

@@ -229,9 +229,16 @@ func (s *server) algorithm(user string) string {
 // ---------- results ----------
 
 type result struct {
+	section                          string // sectionClients, sectionCarrier, sectionAttacks
 	client, transport, backend, algs string
 	outcome                          string // "ok (MD5)", "fails at register: ...", ...
 }
+
+const (
+	sectionClients = "Clients registering to the service"
+	sectionCarrier = "regbot registering to a carrier"
+	sectionAttacks = "Attacker tools"
+)
 
 var (
 	resultsMu sync.Mutex
@@ -244,19 +251,20 @@ func record(r result) {
 	results = append(results, r)
 }
 
-// report is the markdown table of the run's results: one row per client, transport and
-// algorithms, one column per backend.
+// report is the markdown of the run's results. Clients: one row per client and transport, one
+// column per DIGEST_ALGORITHMS value, one text when both backends agree. Carrier and attacks:
+// one column per backend.
 func report() string {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
 	if len(results) == 0 {
 		return ""
 	}
-	type row struct{ client, transport, algs string }
+	type row struct{ section, client, transport, algs string }
 	var rows []row
 	cells := map[row]map[string]string{}
 	for _, r := range results {
-		k := row{r.client, r.transport, r.algs}
+		k := row{r.section, r.client, r.transport, r.algs}
 		if cells[k] == nil {
 			cells[k] = map[string]string{}
 			rows = append(rows, k)
@@ -270,12 +278,58 @@ func report() string {
 		}
 		return a.transport < b.transport
 	})
+	cell := func(k row) string {
+		st, rm := or(cells[k][string(standalone)]), or(cells[k][string(redisMySQL)])
+		if st == rm {
+			return st
+		}
+		return fmt.Sprintf("%s: %s; %s: %s", standalone, st, redisMySQL, rm)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run of %s UTC.\n\n", time.Now().UTC().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, "| client | transport | `DIGEST_ALGORITHMS` | %s | %s |\n|---|---|---|---|---|\n", standalone, redisMySQL)
+	fmt.Fprintf(&b, "Run of %s UTC. A cell holds the result in standalone mode and with Redis+MySQL\n"+
+		"when they agree (else both).\n", time.Now().UTC().Format("2006-01-02 15:04"))
+
+	// Clients: pivot on DIGEST_ALGORITHMS.
+	type line struct{ client, transport string }
+	var lines []line
+	byAlgs := map[line]map[string]string{}
 	for _, k := range rows {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", k.client, k.transport, k.algs,
-			or(cells[k][string(standalone)]), or(cells[k][string(redisMySQL)]))
+		if k.section != sectionClients {
+			continue
+		}
+		l := line{k.client, k.transport}
+		if byAlgs[l] == nil {
+			byAlgs[l] = map[string]string{}
+			lines = append(lines, l)
+		}
+		byAlgs[l][k.algs] = cell(k)
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(&b, "\n### %s\n\n| client | transport |", sectionClients)
+		for _, a := range digestOfferings {
+			fmt.Fprintf(&b, " `DIGEST_ALGORITHMS=%s` |", a)
+		}
+		b.WriteString("\n|---|---|" + strings.Repeat("---|", len(digestOfferings)) + "\n")
+		for _, l := range lines {
+			fmt.Fprintf(&b, "| %s | %s |", l.client, l.transport)
+			for _, a := range digestOfferings {
+				fmt.Fprintf(&b, " %s |", or(byAlgs[l][a]))
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, section := range []string{sectionCarrier, sectionAttacks} {
+		header := false
+		for _, k := range rows {
+			if k.section != section {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(&b, "\n### %s\n\n| who | transport | digest | result |\n|---|---|---|---|\n", section)
+				header = true
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", k.client, k.transport, k.algs, cell(k))
+		}
 	}
 	return b.String()
 }

@@ -130,7 +130,7 @@ func TestAttack_SvwarCannotTellUsersApart(t *testing.T) {
 					t.Errorf("svwar (User-Agent %q) tells users apart: reported %v (known %v, unknown %v)", uaOr(ua), found, known, unknown)
 				}
 				t.Logf("svwar (User-Agent %q): %d of %d known and %d of %d unknown users reported", uaOr(ua), k, len(known), u, len(unknown))
-				record(result{client: fmt.Sprintf("svwar, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5",
+				record(result{section: sectionAttacks, client: fmt.Sprintf("svwar, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5",
 					outcome: fmt.Sprintf("%d/%d known and %d/%d unknown users reported: %s", k, len(known), u, len(unknown), verdict)})
 			}
 		})
@@ -193,7 +193,7 @@ func TestAttack_SvcrackEndsBanned(t *testing.T) {
 					if t.Failed() {
 						outcome = "**FAILED** (see the test log)"
 					}
-					record(result{client: fmt.Sprintf("svcrack, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5", outcome: outcome})
+					record(result{section: sectionAttacks, client: fmt.Sprintf("svcrack, User-Agent %s", uaOr(ua)), transport: "udp", backend: string(b), algs: "MD5", outcome: outcome})
 				})
 			}
 		})
