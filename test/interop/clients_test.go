@@ -144,10 +144,18 @@ func runClient(t *testing.T, s *server, c clientCase, failing map[string]knownFa
 	}
 	record(result{section: sectionClients, client: client, transport: c.transport, backend: string(s.backend), algs: s.algs, outcome: outcome})
 
+	// A client's log reaches us through its own pipe, possibly after its step result: wait
+	// for the evidence rather than look once.
+	evidenceErr := error(nil)
+	if err != nil && expected {
+		evidenceErr = waitFor("evidence "+known.evidence, func() (bool, error) {
+			return strings.Contains(err.Error()+sess.logs()+s.proc.Logs(), known.evidence), nil
+		})
+	}
 	switch {
 	case err != nil && !expected:
 		t.Errorf("%s: step %s: %v\nclient output:\n%s", name, failedStep, err, tail(sess.logs(), 60))
-	case err != nil && !strings.Contains(err.Error()+sess.logs()+s.proc.Logs(), known.evidence):
+	case evidenceErr != nil:
 		t.Errorf("%s: step %s: %v; expected to fail (%s) but the output lacks %q\nclient output:\n%s",
 			name, failedStep, err, known.why, known.evidence, tail(sess.logs(), 60))
 	case err != nil:
@@ -185,15 +193,26 @@ func lifecycle(t *testing.T, s *server, sess session, user, transport string) (s
 	return "", nil
 }
 
+// expectBound waits until the store holds user's binding over transport (the service writes
+// it before answering; the wait only spares the check any assumption about that).
 func expectBound(t *testing.T, s *server, user, transport string) error {
-	b, found, err := s.binding(t, user)
-	switch {
-	case err != nil:
+	var last error
+	err := waitFor("binding in the store", func() (bool, error) {
+		b, found, err := s.binding(t, user)
+		switch {
+		case err != nil:
+			last = err
+		case !found:
+			last = fmt.Errorf("no binding for %s@%s in the store", user, realm)
+		case b.Protocol != transport:
+			last = fmt.Errorf("binding protocol %q, want %q (contact %s)", b.Protocol, transport, b.Contact)
+		default:
+			return true, nil
+		}
+		return false, last
+	})
+	if err != nil {
 		return err
-	case !found:
-		return fmt.Errorf("no binding for %s@%s in the store", user, realm)
-	case b.Protocol != transport:
-		return fmt.Errorf("binding protocol %q, want %q (contact %s)", b.Protocol, transport, b.Contact)
 	}
 	return nil
 }
