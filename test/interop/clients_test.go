@@ -211,10 +211,7 @@ func expectBound(t *testing.T, s *server, user, transport string) error {
 		}
 		return false, last
 	})
-	if err != nil {
-		return err
-	}
-	return nil
+	return err
 }
 
 func tail(s string, n int) string {
