@@ -177,7 +177,12 @@ func TestCarrier_KamailioRegistrar(t *testing.T) {
 				}
 				// The authenticated REGISTER as Kamailio logged it, with the Authorization header.
 				re := regexp.MustCompile(`interop: REGISTER sip:` + regexp.QuoteMeta(c.user) + `@\S+ from \S+ over ` + c.transport + ` authenticated: ([^\n]*)`)
-				m := re.FindStringSubmatch(k.logs())
+				// Kamailio logs before it saves, but its log reaches us through a pipe: wait for it.
+				var m []string
+				_ = waitFor(c.name+": Kamailio's log of the REGISTER", func() (bool, error) {
+					m = re.FindStringSubmatch(k.logs())
+					return m != nil, nil
+				})
 				if m != nil {
 					t.Logf("regbot -> %s: %s", c.name, m[1])
 				}
@@ -190,8 +195,13 @@ func TestCarrier_KamailioRegistrar(t *testing.T) {
 					t.Errorf("regbot -> %s: Authorization %q, want MD5", c.name, m[1])
 				}
 			}
-			if status, _ := sidecar.CLI(t, env, "regbot", "status"); !strings.Contains(status, "Registered: 4") {
-				t.Errorf("cli regbot status:\n%s", status)
+			// Kamailio stores the contact before regbot reads the 200: wait for regbot too.
+			var status string
+			if err := waitFor("cli regbot status: Registered: 4", func() (bool, error) {
+				status, _ = sidecar.CLI(t, env, "regbot", "status")
+				return strings.Contains(status, "Registered: 4"), nil
+			}); err != nil {
+				t.Errorf("%v:\n%s", err, status)
 			}
 
 			// Gateway pings: Kamailio answers each gateway's OPTIONS; the second round of each

@@ -167,16 +167,19 @@ func TestAttack_SvcrackEndsBanned(t *testing.T) {
 					if strings.Contains(out, "The password for") || strings.Contains(out, "| 1234") {
 						t.Fatalf("svcrack (User-Agent %q) found the password:\n%s", uaOr(ua), out)
 					}
-					logs := s.proc.Logs()
 					verdict := "banned"
 					if ua == "" {
 						verdict = "scanner"
 					}
-					if !strings.Contains(logs, `"verdict":"`+verdict+`"`) {
+					// The service's log arrives through a pipe: wait for the lines.
+					logged := func(text string) bool {
+						return waitFor(text, func() (bool, error) { return strings.Contains(s.proc.Logs(), text), nil }) == nil
+					}
+					if !logged(`"verdict":"` + verdict + `"`) {
 						t.Errorf("svcrack (User-Agent %q): the service never refused it as %s", uaOr(ua), verdict)
 					}
 					if ua != "" {
-						if !strings.Contains(logs, `"msg":"guard: banned"`) {
+						if !logged(`"msg":"guard: banned"`) {
 							t.Errorf("svcrack (User-Agent %q): no ban logged", uaOr(ua))
 						}
 						if s.rdb != nil {
