@@ -264,9 +264,11 @@ run_tests() {
 
 	cd "$repo"
 	local failed=() test_status=0
-	# JsSIP and SIP.js for test/interop, at the versions of its package-lock.json.
+	# JsSIP and SIP.js for test/interop, at the versions of its package-lock.json; the cache under
+	# .tmp/ (git-ignored) lets a later run without network install them again.
 	log "npm ci (test/interop/node)"
-	(cd test/interop/node && npm ci --cache "$work/npm-cache" --no-audit --no-fund --loglevel=error >&2) || failed+=("npm ci")
+	(cd test/interop/node && npm ci --cache "$repo/.tmp/npm-cache" --prefer-offline --no-audit --no-fund --loglevel=error >&2) ||
+		failed+=("npm ci")
 	log "go vet ./..."
 	go vet ./... || failed+=("go vet")
 
