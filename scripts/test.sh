@@ -73,6 +73,15 @@ ensure_packages() {
 	first_cmd mariadbd mysqld >/dev/null && first_cmd mariadb-install-db mysql_install_db >/dev/null || missing+=(mariadb-server)
 	first_cmd mariadb mysql >/dev/null || missing+=(mariadb-client)
 	first_cmd sipp >/dev/null || missing+=(sip-tester)
+	# Real clients, registrar and attacker tools of test/interop (docs/interop.md).
+	first_cmd node >/dev/null || missing+=(nodejs)
+	first_cmd npm >/dev/null || missing+=(npm)
+	first_cmd baresip >/dev/null || missing+=(baresip-core)
+	first_cmd sipsak >/dev/null || missing+=(sipsak)
+	first_cmd linphonec >/dev/null || missing+=(linphone-cli)
+	first_cmd svwar >/dev/null || missing+=(sipvicious)
+	first_cmd kamailio >/dev/null && first_cmd kamcmd >/dev/null || missing+=(kamailio)
+	first_cmd unshare >/dev/null || missing+=(util-linux)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	install_packages "${missing[@]}"
 }
@@ -294,6 +303,11 @@ run_tests() {
 
 	cd "$repo"
 	local failed=() test_status=0
+	# JsSIP and SIP.js for test/interop, at the versions of its package-lock.json; the cache under
+	# .tmp/ (git-ignored) lets a later run without network install them again.
+	log "npm ci (test/interop/node)"
+	(cd test/interop/node && npm ci --cache "$repo/.tmp/npm-cache" --prefer-offline --no-audit --no-fund --loglevel=error >&2) ||
+		failed+=("npm ci")
 	log "go vet ./..."
 	go vet ./... || failed+=("go vet")
 
