@@ -66,9 +66,14 @@ func (d Drachtio) Enabled() bool { return d.Host != "" }
 
 // Regbot holds the outbound registration settings.
 type Regbot struct {
-	DefaultExpires         int // seconds
-	MinExpires             int // seconds
-	FailureRetryInterval   time.Duration
+	DefaultExpires       int // seconds
+	MinExpires           int // seconds
+	FailureRetryInterval time.Duration
+	// BackoffInitial is the first retry delay after a timeout, transport
+	// error or 5xx without Retry-After; it doubles up to FailureRetryInterval.
+	BackoffInitial time.Duration
+	// MaxExpires caps the expiry asked for after a 423 Min-Expires (s).
+	MaxExpires             int
 	FailureThreshold       int
 	RegisterResponseRemove []int
 	BatchSize              int
@@ -301,6 +306,8 @@ func Load(getenv Getenv) (*Config, error) {
 		DefaultExpires:         r.positive("JAMBONES_REGBOT_DEFAULT_EXPIRES_INTERVAL", 3600),
 		MinExpires:             r.positive("JAMBONES_REGBOT_MIN_EXPIRES_INTERVAL", 30),
 		FailureRetryInterval:   r.seconds("JAMBONES_REGBOT_FAILURE_RETRY_INTERVAL", 300),
+		BackoffInitial:         r.millis("JAMBONES_REGBOT_BACKOFF_INITIAL_MS", 5000),
+		MaxExpires:             r.positive("JAMBONES_REGBOT_MAX_EXPIRES_INTERVAL", 86400),
 		FailureThreshold:       r.positive("JAMBONES_REGBOT_REGISTER_FAILURE_THRESHOLD", 3),
 		RegisterResponseRemove: r.codes("REGISTER_RESPONSE_REMOVE"),
 		BatchSize:              r.positive("JAMBONES_REGBOT_BATCH_SIZE", 10),

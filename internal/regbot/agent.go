@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -69,12 +69,23 @@ type agent struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	failures int
+	expires  int // asked for; raised by a 423
+	failures int // counted towards the disable threshold
+	backoff  int // consecutive backoff decisions
+	last     agentStatus
 	ephIPs   []string
 }
 
+// agentStatus is the last decision of an agent, for operators.
+type agentStatus struct {
+	Answer   string
+	Decision Decision
+	Next     time.Time
+	Expires  int
+}
+
 func newAgent(r *Regbot, t Target, domain string) (*agent, error) {
-	a := &agent{r: r, target: t, key: keyOf(t), domain: domain, done: make(chan struct{})}
+	a := &agent{r: r, target: t, key: keyOf(t), domain: domain, done: make(chan struct{}), expires: r.opts.DefaultExpires}
 	a.password = t.Password
 	if r.deps.Cipher != nil && credcrypt.IsEncrypted(t.Password) {
 		p, err := r.deps.Cipher.Decrypt(t.Password)
@@ -133,6 +144,26 @@ func validHost(h string) bool {
 
 func (a *agent) registered() bool { return a.state.Load() == stateRegistered }
 
+func (a *agent) status() AgentStatus {
+	st := AgentStatus{CarrierSID: a.target.CarrierSID, AOR: a.aor(), Gateway: a.target.Host, State: "starting"}
+	switch a.state.Load() {
+	case stateRegistered:
+		st.State = "registered"
+	case stateFailed:
+		st.State = "failed"
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st.LastAnswer, st.Decision, st.Expires, st.Failures = a.last.Answer, a.last.Decision, a.expires, a.failures
+	if a.last.Expires > 0 {
+		st.Expires = a.last.Expires
+	}
+	if !a.last.Next.IsZero() {
+		st.NextAttempt = a.last.Next.UTC().Format(time.RFC3339)
+	}
+	return st
+}
+
 func (a *agent) start() { go a.run() }
 
 // run registers, refreshes at half the granted expiry and retries after
@@ -173,59 +204,85 @@ func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSO
 }
 
 // attempt sends one REGISTER (answering a challenge) and returns when to
-// send the next; ok false means stop.
+// send the next; ok false means stop. What follows each answer is decided
+// by the policy (docs/outbound.md#retry-policy) and logged once.
 func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	opts := a.r.opts
-	res, sent, err := a.register(ctx, opts.DefaultExpires)
+	a.mu.Lock()
+	expires := a.expires
+	a.mu.Unlock()
+	res, sent, err := a.register(ctx, expires)
 	if ctx.Err() != nil {
 		return 0, false
 	}
-	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID)
-	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", a.target.Host)
+	now := time.Now()
+	ts := now.UTC().Format("2006-01-02T15:04:05.000Z")
+	st := statusJSON{CSeq: headerValue(sent, "CSeq"), CallID: a.target.GatewaySID, Timestamp: ts}
+	answer := ""
 	if err != nil {
-		a.state.Store(stateFailed)
-		log.Warn("regbot: REGISTER could not be sent", "err", err)
-		a.r.writeStatus(ctx, a.target.CarrierSID, statusJSON{Status: "fail", Reason: err.Error(), Timestamp: now})
-		return opts.FailureRetryInterval, true
+		st = statusJSON{Status: "fail", Reason: err.Error(), Timestamp: ts}
+		answer = "no answer: " + err.Error()
+	} else {
+		st.Reason = fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+		answer = st.Reason
 	}
-	st := statusJSON{
-		Reason:    fmt.Sprintf("%d %s", res.StatusCode, res.Reason),
-		CSeq:      headerValue(sent, "CSeq"),
-		CallID:    a.target.GatewaySID,
-		Timestamp: now,
-	}
-	if res.StatusCode == 200 {
-		expires := grantedExpires(res, opts.DefaultExpires, opts.MinExpires)
-		a.state.Store(stateRegistered)
+
+	if err == nil && res.StatusCode == 200 {
+		granted := grantedExpires(res, expires, opts.MinExpires)
+		was := a.state.Swap(stateRegistered)
+		next := time.Duration(granted) * time.Second / 2
 		a.mu.Lock()
-		a.failures = 0
+		a.failures, a.backoff = 0, 0
+		a.last = agentStatus{Answer: answer, Decision: DecisionRefresh, Next: now.Add(next), Expires: granted}
 		a.mu.Unlock()
-		st.Status, st.Expires = "ok", &expires
+		st.Status, st.Expires = "ok", &granted
 		a.r.writeStatus(ctx, a.target.CarrierSID, st)
-		log.Debug("regbot: registered", "expires", expires)
-		if a.target.TrunkType == "reg" {
-			a.writeEphemeral(ctx, expires)
+		lvl := slog.LevelDebug
+		if was != stateRegistered {
+			lvl = slog.LevelInfo
 		}
-		return time.Duration(expires) * time.Second / 2, true
+		log.Log(ctx, lvl, "regbot: registered", "status", 200, "decision", DecisionRefresh, "expires", granted,
+			"retry_in", next.String(), "next_attempt", now.Add(next).UTC().Format(time.RFC3339))
+		if a.target.TrunkType == "reg" {
+			a.writeEphemeral(ctx, granted)
+		}
+		return next, true
 	}
 
 	a.state.Store(stateFailed)
-	zero := 0
-	st.Status, st.Expires = "fail", &zero
-	a.r.writeStatus(ctx, a.target.CarrierSID, st)
-	log.Info("regbot: registration failed", "status", res.StatusCode, "gateway", a.target.Host)
-	if slices.Contains(opts.RegisterResponseRemove, res.StatusCode) {
-		a.mu.Lock()
-		a.failures++
-		n := a.failures
-		a.mu.Unlock()
-		log.Info("regbot: consecutive remove-failures", "count", n, "threshold", opts.FailureThreshold)
-		if n >= opts.FailureThreshold {
-			a.disable(ctx)
-			return 0, false
-		}
+	if err == nil {
+		zero := 0
+		st.Status, st.Expires = "fail", &zero
 	}
-	return opts.FailureRetryInterval, true
+	a.r.writeStatus(ctx, a.target.CarrierSID, st)
+	o := outcomeOf(res, sent, expires)
+	a.mu.Lock()
+	o.backoff, o.failures = a.backoff, a.failures
+	v := a.r.policy.decide(o)
+	a.expires, a.backoff, a.failures = v.expires, v.backoff, v.failures
+	a.last = agentStatus{Answer: answer, Decision: v.decision, Expires: v.expires}
+	if v.decision != DecisionDisable {
+		a.last.Next = now.Add(v.delay)
+	}
+	a.mu.Unlock()
+
+	args := []any{"status", o.code, "decision", v.decision, "failures", v.failures, "threshold", opts.FailureThreshold}
+	if v.decision != DecisionDisable {
+		args = append(args, "retry_in", v.delay.String(), "next_attempt", now.Add(v.delay).UTC().Format(time.RFC3339Nano))
+	}
+	if v.decision == DecisionMinExpires {
+		args = append(args, "expires", v.expires)
+	}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	log.Info("regbot: registration failed", args...)
+	if v.decision == DecisionDisable {
+		a.disable(ctx)
+		return 0, false
+	}
+	return v.delay, true
 }
 
 // disable turns the carrier's registration (or the reg trunk) off after too
@@ -254,7 +311,7 @@ func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := a.r.deps.Client.Do(ctx, a.outbound(req))
+	res, err := a.do(ctx, req)
 	if err != nil {
 		return nil, req, err
 	}
@@ -282,8 +339,18 @@ func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.
 		return nil, req2, fmt.Errorf("answering challenge from %s: %w", a.target.Host, err)
 	}
 	req2.AppendHeader(sip.NewHeader(authName, cred))
-	res, err = a.r.deps.Client.Do(ctx, a.outbound(req2))
+	res, err = a.do(ctx, req2)
 	return res, req2, err
+}
+
+// do sends one REGISTER, bounded by RequestTimeout when set.
+func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if d := a.r.opts.RequestTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return a.r.deps.Client.Do(ctx, a.outbound(req))
 }
 
 // request builds a REGISTER (docs/contract.md#outbound-registration) with the next CSeq.

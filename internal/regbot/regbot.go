@@ -5,10 +5,12 @@
 package regbot
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,16 +120,32 @@ type Options struct {
 
 // Status is the regbot view for operators (`cli regbot status`).
 type Status struct {
-	Leader     bool   `json:"active"`
-	Total      int    `json:"total"`
-	Registered int    `json:"registered"`
-	Token      string `json:"token"`
+	Leader     bool          `json:"active"`
+	Total      int           `json:"total"`
+	Registered int           `json:"registered"`
+	Token      string        `json:"token"`
+	Agents     []AgentStatus `json:"agents,omitempty"`
+}
+
+// AgentStatus is one registration: its state and the last decision.
+type AgentStatus struct {
+	CarrierSID string   `json:"carrier_sid"`
+	AOR        string   `json:"aor"`
+	Gateway    string   `json:"gateway"`
+	State      string   `json:"state"` // registered, failed, starting
+	LastAnswer string   `json:"last_answer,omitempty"`
+	Decision   Decision `json:"decision,omitempty"`
+	// NextAttempt is RFC 3339 UTC, "" before the first answer.
+	NextAttempt string `json:"next_attempt,omitempty"`
+	Expires     int    `json:"expires"`
+	Failures    int    `json:"failures"`
 }
 
 // Regbot owns the leader claim and the agents.
 type Regbot struct {
 	deps   Deps
 	opts   Options
+	policy policy
 	leader *Leader
 	log    *slog.Logger
 
@@ -166,6 +184,9 @@ func New(deps Deps, opts Options) *Regbot {
 	if opts.ClusterID == "" {
 		opts.ClusterID = "default"
 	}
+	if opts.DefaultExpires <= 0 {
+		opts.DefaultExpires = 3600
+	}
 	// The original's 70 s for a 60 s check: a crashed leader's claim lapses
 	// soon after its next missed renewal. At least 1 s of margin so a late
 	// renewal on a busy machine does not create two leaders.
@@ -173,6 +194,7 @@ func New(deps Deps, opts Options) *Regbot {
 	return &Regbot{
 		deps:   deps,
 		opts:   opts,
+		policy: newPolicy(opts),
 		leader: NewLeader(deps.Store, opts.ClusterID, ttl),
 		log:    deps.Log.With("component", "regbot"),
 		agents: map[agentKey]*agent{},
@@ -190,6 +212,25 @@ func (r *Regbot) Status() Status {
 		}
 	}
 	return s
+}
+
+// Agents returns every registration's state and last decision, ordered by
+// carrier and gateway.
+func (r *Regbot) Agents() []AgentStatus {
+	r.mu.Lock()
+	all := make([]*agent, 0, len(r.agents))
+	for _, a := range r.agents {
+		all = append(all, a)
+	}
+	r.mu.Unlock()
+	out := make([]AgentStatus, 0, len(all))
+	for _, a := range all {
+		out = append(out, a.status())
+	}
+	slices.SortFunc(out, func(x, y AgentStatus) int {
+		return cmp.Or(cmp.Compare(x.CarrierSID, y.CarrierSID), cmp.Compare(x.Gateway, y.Gateway), cmp.Compare(x.AOR, y.AOR))
+	})
+	return out
 }
 
 // Run waits a random delay (up to StartDelayMax, so instances starting
