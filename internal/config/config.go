@@ -124,6 +124,9 @@ type Config struct {
 	// wss listeners (PEM), reloaded on SIGHUP.
 	SIPTLSCertFile string
 	SIPTLSKeyFile  string
+	// SIPTLSCAFile is a PEM bundle trusted, besides the system roots, for
+	// the certificates of carriers reached over TLS.
+	SIPTLSCAFile string
 	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
 	HTTPPort int
 	// PProf adds net/http/pprof under /debug/pprof/ on HTTP_PORT (profiling, not for
@@ -208,6 +211,7 @@ func Load(getenv Getenv) (*Config, error) {
 	c.SIPPublicAddress = r.ip("SIP_PUBLIC_ADDRESS")
 	c.SIPTLSCertFile = r.str("SIP_TLS_CERT_FILE", "")
 	c.SIPTLSKeyFile = r.str("SIP_TLS_KEY_FILE", "")
+	c.SIPTLSCAFile = r.str("SIP_TLS_CA_FILE", "")
 	for _, l := range c.SIPListen {
 		if l.Transport == "tls" || l.Transport == "wss" {
 			if c.SIPTLSCertFile == "" {

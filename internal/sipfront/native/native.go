@@ -44,6 +44,9 @@ type Options struct {
 	Log          *slog.Logger
 	// TLS is the certificate of tls and wss listeners (required for them).
 	TLS *Certificate
+	// ClientTLS configures outbound TLS connections (ClientConfig); nil:
+	// the system roots.
+	ClientTLS *tls.Config
 }
 
 // Front is the native SIP front.
@@ -95,7 +98,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	sip.Timer_J = UDPTimerJ
 
 	parser := sip.NewParser(sip.WithHeadersParsers(lenientParsers()))
-	ua, err := sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(opts.UserAgent),
 		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLogger(opts.Log)),
@@ -103,7 +106,11 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 			// first, then A (RFC 3263, as drachtio does for the original).
 			sip.WithTransportLayerDNSLookupSRV(true)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(stackLogger(opts.Log))),
-	)
+	}
+	if opts.ClientTLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(opts.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("native: user agent: %w", err)
 	}
