@@ -21,11 +21,57 @@ import (
 )
 
 // agentKey identifies a registration: the original keeps one per unique
-// gateway host, realm and credentials.
+// gateway host, realm and credentials; host lists every gateway of a
+// failover group (groupTargets).
 type agentKey struct{ host, realm, username, password string }
 
 func keyOf(t Target) agentKey {
 	return agentKey{host: t.Host, realm: realmOf(t), username: t.Username, password: t.Password}
+}
+
+func keyOfGroup(ts []Target) agentKey {
+	k := keyOf(ts[0])
+	if len(ts) > 1 {
+		hosts := make([]string, len(ts))
+		for i, t := range ts {
+			hosts[i] = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+		}
+		k.host = strings.Join(hosts, ",")
+	}
+	return k
+}
+
+// groupKey puts the gateways of a carrier that register the same AoR
+// (an explicit register_sip_realm, same credentials and transport) in one
+// failover group: one binding, moved between them. Without a realm each
+// gateway is its own registrar (realm = its host), as in the original.
+type groupKey struct {
+	carrier, gateway, realm, username, password, protocol string
+	sips                                                  bool
+}
+
+func groupOf(t Target) groupKey {
+	if t.Realm == "" {
+		return groupKey{gateway: t.GatewaySID}
+	}
+	return groupKey{carrier: t.CarrierSID, realm: t.Realm, username: t.Username, password: t.Password,
+		protocol: strings.ToLower(t.Protocol), sips: t.UseSIPS}
+}
+
+// groupTargets groups targets (groupOf), keeping the directory's order.
+func groupTargets(targets []Target) [][]Target {
+	idx := map[groupKey]int{}
+	var out [][]Target
+	for _, t := range targets {
+		g := groupOf(t)
+		if i, ok := idx[g]; ok {
+			out[i] = append(out[i], t)
+			continue
+		}
+		idx[g] = len(out)
+		out = append(out, []Target{t})
+	}
+	return out
 }
 
 func realmOf(t Target) string {
@@ -50,9 +96,10 @@ const ephemeralTTL = 7200 * time.Second
 
 // agent keeps one carrier registration alive.
 type agent struct {
-	r      *Regbot
-	target Target
-	key    agentKey
+	r       *Regbot
+	target  Target   // the first gateway: Call-ID, From, credentials
+	targets []Target // the failover group, target first
+	key     agentKey
 
 	password  string
 	transport string
@@ -74,6 +121,12 @@ type agent struct {
 	backoff  int // consecutive backoff decisions
 	last     agentStatus
 	ephIPs   []string
+	// hops are the destinations of this round (gateways, SRV targets), in
+	// order of preference; nil: resolve at the next attempt. hop is the one
+	// in use (where the binding lives), tried how many failed this round.
+	hops  []string
+	hop   int
+	tried int
 }
 
 // agentStatus is the last decision of an agent, for operators.
@@ -85,7 +138,7 @@ type agentStatus struct {
 }
 
 func newAgent(r *Regbot, t Target, domain string) (*agent, error) {
-	a := &agent{r: r, target: t, key: keyOf(t), domain: domain, done: make(chan struct{}), expires: r.opts.DefaultExpires}
+	a := &agent{r: r, target: t, targets: []Target{t}, key: keyOf(t), domain: domain, done: make(chan struct{}), expires: r.opts.DefaultExpires}
 	a.password = t.Password
 	if r.deps.Cipher != nil && credcrypt.IsEncrypted(t.Password) {
 		p, err := r.deps.Cipher.Decrypt(t.Password)
@@ -142,10 +195,25 @@ func validHost(h string) bool {
 	return h != ""
 }
 
+// newGroupAgent is newAgent for a failover group (groupTargets).
+func newGroupAgent(r *Regbot, ts []Target, domain string) (*agent, error) {
+	a, err := newAgent(r, ts[0], domain)
+	if err != nil {
+		return nil, err
+	}
+	a.targets, a.key = ts, keyOfGroup(ts)
+	return a, nil
+}
+
 func (a *agent) registered() bool { return a.state.Load() == stateRegistered }
 
 func (a *agent) status() AgentStatus {
 	st := AgentStatus{CarrierSID: a.target.CarrierSID, AOR: a.aor(), Gateway: a.target.Host, State: "starting"}
+	a.mu.Lock()
+	if a.hop < len(a.hops) {
+		st.Gateway = a.hops[a.hop]
+	}
+	a.mu.Unlock()
 	switch a.state.Load() {
 	case stateRegistered:
 		st.State = "registered"
@@ -208,6 +276,7 @@ func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSO
 // by the policy (docs/outbound.md#retry-policy) and logged once.
 func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	opts := a.r.opts
+	dest := a.destination(ctx)
 	a.mu.Lock()
 	expires := a.expires
 	a.mu.Unlock()
@@ -215,7 +284,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	if ctx.Err() != nil {
 		return 0, false
 	}
-	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", a.target.Host)
+	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", dest)
 	now := time.Now()
 	ts := now.UTC().Format("2006-01-02T15:04:05.000Z")
 	st := statusJSON{CSeq: headerValue(sent, "CSeq"), CallID: a.target.GatewaySID, Timestamp: ts}
@@ -233,7 +302,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 		was := a.state.Swap(stateRegistered)
 		next := time.Duration(granted) * time.Second / 2
 		a.mu.Lock()
-		a.failures, a.backoff = 0, 0
+		a.failures, a.backoff, a.tried = 0, 0, 0
 		a.last = agentStatus{Answer: answer, Decision: DecisionRefresh, Next: now.Add(next), Expires: granted}
 		a.mu.Unlock()
 		st.Status, st.Expires = "ok", &granted
@@ -260,6 +329,22 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	a.mu.Lock()
 	o.backoff, o.failures = a.backoff, a.failures
 	v := a.r.policy.decide(o)
+	switch v.decision {
+	case DecisionBackoff, DecisionRetryAfter:
+		// The hop is unavailable: the next one at once while this round
+		// has untried hops; the policy's wait once all failed.
+		a.tried++
+		if a.tried < len(a.hops) {
+			v.decision, v.delay, v.backoff = DecisionFailover, 0, o.backoff
+			a.hop = (a.hop + 1) % len(a.hops)
+		} else {
+			a.hops = nil
+		}
+	case DecisionMinExpires:
+	default:
+		// An answer about the account: another hop would say the same.
+		a.tried = 0
+	}
 	a.expires, a.backoff, a.failures = v.expires, v.backoff, v.failures
 	a.last = agentStatus{Answer: answer, Decision: v.decision, Expires: v.expires}
 	if v.decision != DecisionDisable {
@@ -398,10 +483,96 @@ func (a *agent) contactHost() string {
 	return a.realm
 }
 
-// outbound addresses req to the outbound proxy, or the gateway (ip:port for
-// IP literals, the bare name otherwise so DNS SRV applies).
+// outbound addresses req to the hop in use (destination).
 func (a *agent) outbound(req *sip.Request) sipfront.OutboundRequest {
-	return sipfront.OutboundRequest{Msg: req, Destination: nextHop(a.target), Transport: a.transport}
+	a.mu.Lock()
+	dest := nextHop(a.target)
+	if a.hop < len(a.hops) {
+		dest = a.hops[a.hop]
+	}
+	a.mu.Unlock()
+	return sipfront.OutboundRequest{Msg: req, Destination: dest, Transport: a.transport}
+}
+
+// destination returns the hop in use, resolving the round's hops first when
+// needed (first attempt, or after every hop failed).
+func (a *agent) destination(ctx context.Context) string {
+	a.mu.Lock()
+	if a.hops != nil {
+		defer a.mu.Unlock()
+		return a.hops[a.hop]
+	}
+	a.mu.Unlock()
+	hops := a.resolveHops(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hops, a.hop, a.tried = hops, 0, 0
+	return hops[0]
+}
+
+// resolveHops lists where REGISTERs may go, in order of preference: the
+// outbound proxy alone; else per gateway its ip:port, or for a name its
+// SRV targets (priority, then weight, as the resolver orders them) and the
+// bare name when it has none (the client then resolves it).
+func (a *agent) resolveHops(ctx context.Context) []string {
+	if a.target.OutboundProxy != "" {
+		return []string{nextHop(a.target)}
+	}
+	var hops []string
+	for _, t := range a.targets {
+		hop := nextHop(t)
+		if net.ParseIP(t.Host) == nil {
+			if srvs := a.lookupSRV(ctx, t.Host); len(srvs) > 0 {
+				for _, s := range srvs {
+					hops = a.appendSRVTarget(ctx, hops, strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
+				}
+				continue
+			}
+		}
+		hops = appendNew(hops, hop)
+	}
+	return hops
+}
+
+// appendSRVTarget adds an SRV target's addresses (ip:port each, so every
+// address is a hop of its own) or, over TLS, its name:port: the name is
+// what the carrier's certificate is checked against.
+func (a *agent) appendSRVTarget(ctx context.Context, hops []string, name, port string) []string {
+	if a.transport != "tls" {
+		if ips := lookupV4(ctx, a.r.deps.Resolver, name); len(ips) > 0 {
+			for _, ip := range ips {
+				hops = appendNew(hops, net.JoinHostPort(ip, port))
+			}
+			return hops
+		}
+	}
+	return appendNew(hops, net.JoinHostPort(name, port))
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+// lookupSRV returns the SRV records of host for the agent's transport
+// (_sip._udp, _sip._tcp, _sips._tcp), nil when there are none.
+func (a *agent) lookupSRV(ctx context.Context, host string) []*net.SRV {
+	proto, service := "udp", "sip"
+	switch a.transport {
+	case "tcp":
+		proto = "tcp"
+	case "tls":
+		proto, service = "tcp", "sips"
+	}
+	_, srvs, err := a.r.deps.Resolver.LookupSRV(ctx, service, proto, host)
+	if err != nil {
+		return nil
+	}
+	return srvs
 }
 
 func nextHop(t Target) string {
@@ -515,30 +686,31 @@ func (a *agent) removeEphemeral(ctx context.Context) {
 	}
 }
 
-// resolve returns the gateway's IPv4 addresses: the literal, A records when
-// a port is given, else SRV targets then A.
+// resolve returns the IPv4 addresses of the group's gateways: literals, A
+// records when a port is given, else SRV targets then A.
 func (a *agent) resolve(ctx context.Context) []string {
-	host := a.target.Host
+	var out []string
+	for _, t := range a.targets {
+		for _, ip := range a.resolveGateway(ctx, t) {
+			out = appendNew(out, ip)
+		}
+	}
+	return out
+}
+
+func (a *agent) resolveGateway(ctx context.Context, t Target) []string {
+	host := t.Host
 	if ip := net.ParseIP(host); ip != nil {
 		return []string{host}
 	}
 	res := a.r.deps.Resolver
-	if a.target.Port == 0 {
-		proto, service := "udp", "sip"
-		switch a.transport {
-		case "tcp":
-			proto = "tcp"
-		case "tls":
-			proto, service = "tcp", "sips"
+	if t.Port == 0 {
+		var out []string
+		for _, s := range a.lookupSRV(ctx, host) {
+			out = append(out, lookupV4(ctx, res, strings.TrimSuffix(s.Target, "."))...)
 		}
-		if _, srvs, err := res.LookupSRV(ctx, service, proto, host); err == nil {
-			var out []string
-			for _, s := range srvs {
-				out = append(out, lookupV4(ctx, res, strings.TrimSuffix(s.Target, "."))...)
-			}
-			if len(out) > 0 {
-				return out
-			}
+		if len(out) > 0 {
+			return out
 		}
 	}
 	return lookupV4(ctx, res, host)

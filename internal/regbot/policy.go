@@ -24,6 +24,9 @@ const (
 	// DecisionBackoff: no answer, a transport error or a 5xx without
 	// Retry-After; exponential backoff with jitter.
 	DecisionBackoff Decision = "backoff"
+	// DecisionFailover: this hop is unavailable (what would be backoff or
+	// retry-after); try the carrier's next gateway or SRV target at once.
+	DecisionFailover Decision = "failover"
 	// DecisionRetry: any other failure; retry after FailureRetryInterval.
 	DecisionRetry Decision = "retry"
 	// DecisionDisable: too many answers listed in REGISTER_RESPONSE_REMOVE.

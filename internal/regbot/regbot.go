@@ -357,26 +357,30 @@ func (r *Regbot) sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := map[agentKey]Target{}
-	var order []agentKey
+	var usable []Target
 	for _, t := range targets {
 		if t.Password == "" {
 			r.log.Debug("regbot: gateway without password ignored", "carrier_sid", t.CarrierSID, "gateway_sid", t.GatewaySID)
 			continue
 		}
-		k := keyOf(t)
+		usable = append(usable, t)
+	}
+	want := map[agentKey][]Target{}
+	var order []agentKey
+	for _, g := range groupTargets(usable) {
+		k := keyOfGroup(g)
 		if _, dup := want[k]; dup {
-			r.log.Debug("regbot: duplicate gateway ignored", "carrier_sid", t.CarrierSID, "gateway_sid", t.GatewaySID)
+			r.log.Debug("regbot: duplicate gateway ignored", "carrier_sid", g[0].CarrierSID, "gateway_sid", g[0].GatewaySID)
 			continue
 		}
-		want[k] = t
+		want[k] = g
 		order = append(order, k)
 	}
 
 	r.mu.Lock()
 	var stale []*agent
 	for k, a := range r.agents {
-		if t, ok := want[k]; !ok || t != a.target {
+		if g, ok := want[k]; !ok || !slices.Equal(g, a.targets) {
 			stale = append(stale, a)
 			delete(r.agents, k)
 		}
@@ -407,10 +411,10 @@ func (r *Regbot) sync(ctx context.Context) error {
 			case <-time.After(r.opts.BatchSleep):
 			}
 		}
-		a, err := newAgent(r, want[k], domain)
+		a, err := newGroupAgent(r, want[k], domain)
 		if err != nil {
-			r.log.Warn("regbot: cannot start registration", "carrier_sid", want[k].CarrierSID, "err", err)
-			r.writeStatus(ctx, want[k].CarrierSID, statusJSON{Status: "fail", Reason: err.Error()})
+			r.log.Warn("regbot: cannot start registration", "carrier_sid", want[k][0].CarrierSID, "err", err)
+			r.writeStatus(ctx, want[k][0].CarrierSID, statusJSON{Status: "fail", Reason: err.Error()})
 			continue
 		}
 		r.mu.Lock()
