@@ -82,6 +82,9 @@ type Regbot struct {
 	UserAgent              string
 	StartDelayMax          time.Duration
 	StatusInterval         time.Duration
+	// AllSBCs: every instance registers every carrier itself
+	// (JAMBONES_REGBOT_ALL_SBCS) instead of the leader alone.
+	AllSBCs bool
 }
 
 // Stats holds the StatsD settings of the original (ENABLE_METRICS=1).
@@ -320,6 +323,7 @@ func Load(getenv Getenv) (*Config, error) {
 		UserAgent:              r.str("JAMBONES_REGBOT_USER_AGENT", "Jambonz "+Version),
 		StartDelayMax:          r.millis("JAMBONES_REGBOT_START_DELAY_MAX_MS", 15000),
 		StatusInterval:         r.millis("JAMBONES_REGBOT_STATUS_INTERVAL_MS", 60000),
+		AllSBCs:                r.boolean("JAMBONES_REGBOT_ALL_SBCS"),
 	}
 
 	c.Stats = Stats{

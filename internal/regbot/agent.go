@@ -100,6 +100,9 @@ type agent struct {
 	target  Target   // the first gateway: Call-ID, From, credentials
 	targets []Target // the failover group, target first
 	key     agentKey
+	// local: an all-SBC carrier; this instance's own Contact and per-SBC
+	// status (allsbcs.go).
+	local bool
 
 	password  string
 	transport string
@@ -121,6 +124,9 @@ type agent struct {
 	backoff  int // consecutive backoff decisions
 	last     agentStatus
 	ephIPs   []string
+	// sbcStatus is the last status of an all-SBC agent, re-published by
+	// heartbeats.
+	sbcStatus *statusJSON
 	// hops are the destinations of this round (gateways, SRV targets), in
 	// order of preference; nil: resolve at the next attempt. hop is the one
 	// in use (where the binding lives), tried how many failed this round.
@@ -226,6 +232,7 @@ func (a *agent) status() AgentStatus {
 	if a.last.Expires > 0 {
 		st.Expires = a.last.Expires
 	}
+	st.AllSBCs = a.local
 	if !a.last.Next.IsZero() {
 		st.NextAttempt = a.last.Next.UTC().Format(time.RFC3339)
 	}
@@ -262,6 +269,8 @@ type statusJSON struct {
 	CallID    string `json:"callId,omitempty"`
 	Timestamp string `json:"timestamp,omitempty"`
 	Expires   *int   `json:"expires,omitempty"`
+	// SBCs is every SBC's own status of an all-SBC carrier, by address.
+	SBCs map[string]statusJSON `json:"sbcs,omitempty"`
 }
 
 func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSON) {
@@ -306,7 +315,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 		a.last = agentStatus{Answer: answer, Decision: DecisionRefresh, Next: now.Add(next), Expires: granted}
 		a.mu.Unlock()
 		st.Status, st.Expires = "ok", &granted
-		a.r.writeStatus(ctx, a.target.CarrierSID, st)
+		a.report(ctx, st)
 		lvl := slog.LevelDebug
 		if was != stateRegistered {
 			lvl = slog.LevelInfo
@@ -324,7 +333,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 		zero := 0
 		st.Status, st.Expires = "fail", &zero
 	}
-	a.r.writeStatus(ctx, a.target.CarrierSID, st)
+	a.report(ctx, st)
 	o := outcomeOf(res, sent, expires)
 	a.mu.Lock()
 	o.backoff, o.failures = a.backoff, a.failures
@@ -466,10 +475,11 @@ func (a *agent) request(expires int) (*sip.Request, error) {
 	return req, nil
 }
 
-// contactHost: the SBC public address when asked for, else the account's
+// contactHost: the SBC public address when asked for (always for all-SBC
+// carriers: each instance holds its own binding), else the account's
 // realm, else the system SIP domain, else the registration realm.
 func (a *agent) contactHost() string {
-	if a.target.PublicIPInContact || a.r.opts.ContactUseIP {
+	if a.local || a.target.PublicIPInContact || a.r.opts.ContactUseIP {
 		if p := a.r.deps.PublicAddress(a.transport); p != "" {
 			return p
 		}
@@ -639,7 +649,11 @@ func (a *agent) stop(ctx context.Context, unregister bool) {
 		}
 	}
 	a.state.Store(stateNone)
-	a.removeEphemeral(ctx)
+	if !a.local {
+		// Other SBCs may still hold the carrier's registration: an all-SBC
+		// agent leaves its ephemeral gateways to their expiry.
+		a.removeEphemeral(ctx)
+	}
 }
 
 // writeEphemeral records the reg trunk's gateway addresses so inbound calls

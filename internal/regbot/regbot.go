@@ -43,6 +43,9 @@ type Target struct {
 	FromDomain        string
 	PublicIPInContact bool
 	OutboundProxy     string
+	// AllSBCs: every instance registers this carrier itself
+	// (docs/outbound.md#registering-from-every-sbc).
+	AllSBCs bool
 }
 
 // Carriers is the directory side regbot needs (MySQL, or the config file
@@ -75,6 +78,8 @@ type KV interface {
 	HSetTTL(ctx context.Context, key string, fields map[string]string, ttl time.Duration) error
 	// HDel removes hash fields.
 	HDel(ctx context.Context, key string, fields ...string) error
+	// HGetAll returns a hash's fields (per-SBC registration status).
+	HGetAll(ctx context.Context, key string) (map[string]string, error)
 }
 
 // Alerter writes operator alerts.
@@ -139,6 +144,8 @@ type AgentStatus struct {
 	NextAttempt string `json:"next_attempt,omitempty"`
 	Expires     int    `json:"expires"`
 	Failures    int    `json:"failures"`
+	// AllSBCs: registered by every instance, not by the leader alone.
+	AllSBCs bool `json:"all_sbcs,omitempty"`
 }
 
 // Regbot owns the leader claim and the agents.
@@ -153,7 +160,9 @@ type Regbot struct {
 	isLeader     bool
 	leaderCtx    context.Context
 	leaderCancel context.CancelFunc
-	agents       map[agentKey]*agent
+	agents       map[agentKey]*agent // the leader's
+	local        map[agentKey]*agent // all-SBC carriers: every instance's own
+	aggSig       map[string]string   // carrier sid -> per-SBC view last written
 	domain       string
 	domainAt     time.Time
 }
@@ -198,6 +207,8 @@ func New(deps Deps, opts Options) *Regbot {
 		leader: NewLeader(deps.Store, opts.ClusterID, ttl),
 		log:    deps.Log.With("component", "regbot"),
 		agents: map[agentKey]*agent{},
+		local:  map[agentKey]*agent{},
+		aggSig: map[string]string{},
 	}
 }
 
@@ -205,10 +216,12 @@ func New(deps Deps, opts Options) *Regbot {
 func (r *Regbot) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Status{Leader: r.isLeader, Total: len(r.agents), Token: r.leader.Token()}
-	for _, a := range r.agents {
-		if a.registered() {
-			s.Registered++
+	s := Status{Leader: r.isLeader, Total: len(r.agents) + len(r.local), Token: r.leader.Token()}
+	for _, set := range []map[agentKey]*agent{r.agents, r.local} {
+		for _, a := range set {
+			if a.registered() {
+				s.Registered++
+			}
 		}
 	}
 	return s
@@ -218,8 +231,11 @@ func (r *Regbot) Status() Status {
 // carrier and gateway.
 func (r *Regbot) Agents() []AgentStatus {
 	r.mu.Lock()
-	all := make([]*agent, 0, len(r.agents))
+	all := make([]*agent, 0, len(r.agents)+len(r.local))
 	for _, a := range r.agents {
+		all = append(all, a)
+	}
+	for _, a := range r.local {
 		all = append(all, a)
 	}
 	r.mu.Unlock()
@@ -283,10 +299,7 @@ func (r *Regbot) syncLoop(ctx context.Context, trigger <-chan struct{}) {
 		r.mu.Lock()
 		lctx := r.leaderCtx
 		r.mu.Unlock()
-		if lctx == nil {
-			continue
-		}
-		if err := r.sync(lctx); err != nil && lctx.Err() == nil {
+		if err := r.sync(ctx, lctx); err != nil && ctx.Err() == nil && (lctx == nil || lctx.Err() == nil) {
 			r.log.Error("regbot: updating carrier registrations failed", "err", err)
 		}
 	}
@@ -322,12 +335,13 @@ func (r *Regbot) check(ctx context.Context, trigger chan<- struct{}) {
 		r.log.Info("regbot: claimed the regbot token", "key", r.leader.Key(), "token", r.leader.Token())
 	}
 	r.setLeader(ctx, leader)
-	if leader {
-		select {
-		case trigger <- struct{}{}:
-		default: // a sync is already pending
-		}
+	// Every instance syncs: all-SBC carriers run everywhere; the leader's
+	// carriers only where leaderCtx is set.
+	select {
+	case trigger <- struct{}{}:
+	default: // a sync is already pending
 	}
+	r.heartbeat(ctx)
 	s := r.Status()
 	r.log.Info("regbot: status", "active", s.Leader, "total", s.Total, "registered", s.Registered)
 }
@@ -350,20 +364,39 @@ func (r *Regbot) setLeader(ctx context.Context, v bool) {
 	r.leaderCtx, r.leaderCancel = nil, nil
 }
 
-// sync starts new or changed agents (paced), keeps unchanged ones and stops
-// removed ones.
-func (r *Regbot) sync(ctx context.Context) error {
+// sync reads the carriers and syncs the all-SBC agents (ctx) and, as
+// leader (lctx not nil), the leader's agents.
+func (r *Regbot) sync(ctx, lctx context.Context) error {
 	targets, err := r.deps.Carriers.RegisterTargets(ctx)
 	if err != nil {
 		return err
 	}
-	var usable []Target
+	var shared, local []Target
 	for _, t := range targets {
-		if t.Password == "" {
+		switch {
+		case t.Password == "":
 			r.log.Debug("regbot: gateway without password ignored", "carrier_sid", t.CarrierSID, "gateway_sid", t.GatewaySID)
-			continue
+		case t.AllSBCs || r.opts.AllSBCs:
+			local = append(local, t)
+		default:
+			shared = append(shared, t)
 		}
-		usable = append(usable, t)
+	}
+	if err := r.syncSet(ctx, local, true); err != nil {
+		return err
+	}
+	if lctx == nil {
+		return nil
+	}
+	return r.syncSet(lctx, shared, false)
+}
+
+// syncSet starts new or changed agents of a set (paced), keeps unchanged
+// ones and stops removed ones.
+func (r *Regbot) syncSet(ctx context.Context, usable []Target, local bool) error {
+	set := r.agents
+	if local {
+		set = r.local
 	}
 	want := map[agentKey][]Target{}
 	var order []agentKey
@@ -379,15 +412,15 @@ func (r *Regbot) sync(ctx context.Context) error {
 
 	r.mu.Lock()
 	var stale []*agent
-	for k, a := range r.agents {
+	for k, a := range set {
 		if g, ok := want[k]; !ok || !slices.Equal(g, a.targets) {
 			stale = append(stale, a)
-			delete(r.agents, k)
+			delete(set, k)
 		}
 	}
 	var fresh []agentKey
 	for _, k := range order {
-		if _, ok := r.agents[k]; !ok {
+		if _, ok := set[k]; !ok {
 			fresh = append(fresh, k)
 		}
 	}
@@ -395,9 +428,12 @@ func (r *Regbot) sync(ctx context.Context) error {
 
 	for _, a := range stale {
 		a.stop(ctx, false)
+		if local {
+			a.withdraw(ctx)
+		}
 	}
 	if len(stale)+len(fresh) > 0 {
-		r.log.Info("regbot: carrier registrations changed", "stopped", len(stale), "starting", len(fresh), "total", len(want))
+		r.log.Info("regbot: carrier registrations changed", "stopped", len(stale), "starting", len(fresh), "total", len(want), "all_sbcs", local)
 	}
 	domain := r.sipDomain(ctx)
 	for i, k := range fresh {
@@ -417,13 +453,14 @@ func (r *Regbot) sync(ctx context.Context) error {
 			r.writeStatus(ctx, want[k][0].CarrierSID, statusJSON{Status: "fail", Reason: err.Error()})
 			continue
 		}
+		a.local = local
 		r.mu.Lock()
-		stillLeader := r.isLeader
-		if stillLeader {
-			r.agents[k] = a
+		keep := local || r.isLeader
+		if keep {
+			set[k] = a
 		}
 		r.mu.Unlock()
-		if !stillLeader {
+		if !keep {
 			return nil
 		}
 		a.start()
@@ -449,13 +486,19 @@ func (r *Regbot) sipDomain(ctx context.Context) string {
 	return d
 }
 
-// stopAll stops every agent; unregister sends Expires: 0 for registered ones.
+// stopAll stops every agent of the leader; unregister sends Expires: 0 for
+// registered ones.
 func (r *Regbot) stopAll(ctx context.Context, unregister bool) {
+	r.stopSet(ctx, r.agents, unregister)
+}
+
+// stopSet stops (and un-registers) a set's agents and returns them.
+func (r *Regbot) stopSet(ctx context.Context, set map[agentKey]*agent, unregister bool) []*agent {
 	r.mu.Lock()
-	all := make([]*agent, 0, len(r.agents))
-	for k, a := range r.agents {
+	all := make([]*agent, 0, len(set))
+	for k, a := range set {
 		all = append(all, a)
-		delete(r.agents, k)
+		delete(set, k)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -470,19 +513,21 @@ func (r *Regbot) stopAll(ctx context.Context, unregister bool) {
 		}()
 	}
 	wg.Wait()
+	return all
 }
 
 // shutdown un-registers (as leader) within UnregisterTimeout and releases
 // the token so another instance can take over at its next check.
 func (r *Regbot) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.UnregisterTimeout)
+	defer cancel()
+	r.stopLocal(ctx)
 	r.mu.Lock()
 	leader := r.isLeader
 	r.mu.Unlock()
 	if !leader {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.UnregisterTimeout)
-	defer cancel()
 	n := r.Status().Registered
 	r.setLeader(ctx, false)
 	r.stopAll(ctx, true)
@@ -496,7 +541,11 @@ func (r *Regbot) shutdown() {
 func (r *Regbot) forget(a *agent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur, ok := r.agents[a.key]; ok && cur == a {
-		delete(r.agents, a.key)
+	set := r.agents
+	if a.local {
+		set = r.local
+	}
+	if cur, ok := set[a.key]; ok && cur == a {
+		delete(set, a.key)
 	}
 }
