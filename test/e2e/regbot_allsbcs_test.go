@@ -91,9 +91,9 @@ func TestRegbot_AllSBCsEachInstanceHoldsItsOwnBinding(t *testing.T) {
 	if fields, _ := rdb.HKeys(ctx, key).Result(); !slices.Equal(fields, []string{"127.0.0.1:16497"}) {
 		t.Errorf("per-SBC fields after shutdown %q", fields)
 	}
-	if st, n := status(); st != "ok" || n != 1 {
-		t.Errorf("register_status after shutdown: %s from %d SBCs", st, n)
-	}
+	// The survivor may write its older view concurrently; it corrects it
+	// at its next check.
+	eventuallyTrue(t, 5*time.Second, "register_status ok from 1 SBC", func() bool { st, n := status(); return st == "ok" && n == 1 })
 	one.Stop()
 	if got := uas.Bindings(); len(got) != 0 {
 		t.Errorf("bindings after both stopped: %q", got)
