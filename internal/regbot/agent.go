@@ -234,7 +234,7 @@ func (a *agent) status() AgentStatus {
 	}
 	st.AllSBCs = a.local
 	if !a.last.Next.IsZero() {
-		st.NextAttempt = a.last.Next.UTC().Format(time.RFC3339)
+		st.NextAttempt = a.last.Next.UTC().Format(timeLayout)
 	}
 	return st
 }
@@ -260,6 +260,10 @@ func (a *agent) run() {
 }
 
 func (a *agent) aor() string { return a.fromURI.User + "@" + a.realm }
+
+// timeLayout is the original's register_status timestamp (UTC, ms), also
+// used for next attempts in logs and the CLI.
+const timeLayout = "2006-01-02T15:04:05.000Z"
 
 // statusJSON is voip_carriers.register_status (docs/contract.md#mysql).
 type statusJSON struct {
@@ -295,7 +299,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	}
 	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", dest)
 	now := time.Now()
-	ts := now.UTC().Format("2006-01-02T15:04:05.000Z")
+	ts := now.UTC().Format(timeLayout)
 	st := statusJSON{CSeq: headerValue(sent, "CSeq"), CallID: a.target.GatewaySID, Timestamp: ts}
 	answer := ""
 	if err != nil {
@@ -321,7 +325,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 			lvl = slog.LevelInfo
 		}
 		log.Log(ctx, lvl, "regbot: registered", "status", 200, "decision", DecisionRefresh, "expires", granted,
-			"retry_in", next.String(), "next_attempt", now.Add(next).UTC().Format(time.RFC3339))
+			"retry_in", next.String(), "next_attempt", now.Add(next).UTC().Format(timeLayout))
 		if a.target.TrunkType == "reg" {
 			a.writeEphemeral(ctx, granted)
 		}
@@ -363,7 +367,7 @@ func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 
 	args := []any{"status", o.code, "decision", v.decision, "failures", v.failures, "threshold", opts.FailureThreshold}
 	if v.decision != DecisionDisable {
-		args = append(args, "retry_in", v.delay.String(), "next_attempt", now.Add(v.delay).UTC().Format(time.RFC3339Nano))
+		args = append(args, "retry_in", v.delay.String(), "next_attempt", now.Add(v.delay).UTC().Format(timeLayout))
 	}
 	if v.decision == DecisionMinExpires {
 		args = append(args, "expires", v.expires)

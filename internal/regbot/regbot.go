@@ -140,7 +140,7 @@ type AgentStatus struct {
 	State      string   `json:"state"` // registered, failed, starting
 	LastAnswer string   `json:"last_answer,omitempty"`
 	Decision   Decision `json:"decision,omitempty"`
-	// NextAttempt is RFC 3339 UTC, "" before the first answer.
+	// NextAttempt is UTC with milliseconds, "" before the first answer.
 	NextAttempt string `json:"next_attempt,omitempty"`
 	Expires     int    `json:"expires"`
 	Failures    int    `json:"failures"`
