@@ -4,7 +4,9 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -219,6 +221,12 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		bg.Go(func() { reloadTLSOnSIGHUP(ctx, cert.Reload, log) })
 	}
+	var clientTLS *tls.Config
+	if cfg.SIPTLSCAFile != "" || cert != nil {
+		if clientTLS, err = native.ClientConfig(cfg.SIPTLSCAFile, cert); err != nil {
+			return fmt.Errorf("SIP_TLS_CA_FILE: %w", err)
+		}
+	}
 	front, err := native.New(native.Options{
 		Listen:        demoListen(cfg),
 		PublicAddress: cfg.SIPPublicAddress,
@@ -234,6 +242,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			MaxMessageSize:      cfg.SIPLimits.MaxMessageSize,
 			UDPStateTTL:         cfg.SIPLimits.UDPStateTTL,
 		},
+		ClientTLS: clientTLS,
 	}, mux, mux.Methods())
 	if err != nil {
 		return err

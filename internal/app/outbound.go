@@ -97,7 +97,11 @@ func serveWithOutbound(ctx context.Context, cfg *config.Config, log *slog.Logger
 		opts.StartDelayMax = 0 // the random delay only spreads instances contending for Redis
 	}
 	rb := regbot.New(deps, opts)
-	cli.RegisterRegbot(d.cli, func() any { return rb.Status() })
+	cli.RegisterRegbot(d.cli, func() any {
+		s := rb.Status()
+		s.Agents = rb.Agents()
+		return s
+	})
 	go every(ctx, cfg.Regbot.StatusInterval, func() { gaugeRegbot(rb, d.metrics) })
 
 	frontCtx, stopFront := context.WithCancel(context.WithoutCancel(ctx))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"text/tabwriter"
 )
 
 // RegisterRegbot adds the "regbot-status" command; status returns the
@@ -24,4 +25,23 @@ func printRegbot(w io.Writer, res map[string]any) {
 		role = "leader"
 	}
 	fmt.Fprintf(w, "Role:       %s\nAgents:     %v\nRegistered: %v\n", role, st["total"], st["registered"])
+	agents, _ := st["agents"].([]any)
+	if len(agents) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nCARRIER\tAOR\tGATEWAY\tSTATE\tLAST ANSWER\tDECISION\tNEXT ATTEMPT\tEXPIRES\tFAILURES")
+	for _, x := range agents {
+		m, _ := x.(map[string]any)
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\t%v\n", m["carrier_sid"], m["aor"], m["gateway"], m["state"],
+			dash(m["last_answer"]), dash(m["decision"]), dash(m["next_attempt"]), m["expires"], m["failures"])
+	}
+	_ = tw.Flush()
+}
+
+func dash(v any) any {
+	if v == nil || v == "" {
+		return "-"
+	}
+	return v
 }

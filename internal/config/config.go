@@ -76,9 +76,14 @@ func (d Drachtio) Enabled() bool { return d.Host != "" }
 
 // Regbot holds the outbound registration settings.
 type Regbot struct {
-	DefaultExpires         int // seconds
-	MinExpires             int // seconds
-	FailureRetryInterval   time.Duration
+	DefaultExpires       int // seconds
+	MinExpires           int // seconds
+	FailureRetryInterval time.Duration
+	// BackoffInitial is the first retry delay after a timeout, transport
+	// error or 5xx without Retry-After; it doubles up to FailureRetryInterval.
+	BackoffInitial time.Duration
+	// MaxExpires caps the expiry asked for after a 423 Min-Expires (s).
+	MaxExpires             int
 	FailureThreshold       int
 	RegisterResponseRemove []int
 	BatchSize              int
@@ -87,6 +92,9 @@ type Regbot struct {
 	UserAgent              string
 	StartDelayMax          time.Duration
 	StatusInterval         time.Duration
+	// AllSBCs: every instance registers every carrier itself
+	// (JAMBONES_REGBOT_ALL_SBCS) instead of the leader alone.
+	AllSBCs bool
 }
 
 // Stats holds the StatsD settings of the original (ENABLE_METRICS=1).
@@ -145,6 +153,9 @@ type Config struct {
 	SIPTLSCertFile string
 	SIPTLSKeyFile  string
 	SIPLimits      SIPLimits
+	// SIPTLSCAFile is a PEM bundle trusted, besides the system roots, for
+	// the certificates of carriers reached over TLS.
+	SIPTLSCAFile string
 	// HTTPPort serves /metrics, /health and /ready; 0 disables it.
 	HTTPPort int
 	// HTTPListen is the host:port of the HTTP server: HTTP_LISTEN, else
@@ -253,6 +264,7 @@ func Load(getenv Getenv) (*Config, error) {
 		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
 		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
 	}
+	c.SIPTLSCAFile = r.str("SIP_TLS_CA_FILE", "")
 	for _, l := range c.SIPListen {
 		if l.Transport == "tls" || l.Transport == "wss" {
 			if c.SIPTLSCertFile == "" {
@@ -366,6 +378,8 @@ func Load(getenv Getenv) (*Config, error) {
 		DefaultExpires:         r.positive("JAMBONES_REGBOT_DEFAULT_EXPIRES_INTERVAL", 3600),
 		MinExpires:             r.positive("JAMBONES_REGBOT_MIN_EXPIRES_INTERVAL", 30),
 		FailureRetryInterval:   r.seconds("JAMBONES_REGBOT_FAILURE_RETRY_INTERVAL", 300),
+		BackoffInitial:         r.millis("JAMBONES_REGBOT_BACKOFF_INITIAL_MS", 5000),
+		MaxExpires:             r.positive("JAMBONES_REGBOT_MAX_EXPIRES_INTERVAL", 86400),
 		FailureThreshold:       r.positive("JAMBONES_REGBOT_REGISTER_FAILURE_THRESHOLD", 3),
 		RegisterResponseRemove: r.codes("REGISTER_RESPONSE_REMOVE"),
 		BatchSize:              r.positive("JAMBONES_REGBOT_BATCH_SIZE", 10),
@@ -374,6 +388,7 @@ func Load(getenv Getenv) (*Config, error) {
 		UserAgent:              r.str("JAMBONES_REGBOT_USER_AGENT", "Jambonz "+Version),
 		StartDelayMax:          r.millis("JAMBONES_REGBOT_START_DELAY_MAX_MS", 15000),
 		StatusInterval:         r.millis("JAMBONES_REGBOT_STATUS_INTERVAL_MS", 60000),
+		AllSBCs:                r.boolean("JAMBONES_REGBOT_ALL_SBCS"),
 	}
 
 	c.Stats = Stats{

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,11 +21,57 @@ import (
 )
 
 // agentKey identifies a registration: the original keeps one per unique
-// gateway host, realm and credentials.
+// gateway host, realm and credentials; host lists every gateway of a
+// failover group (groupTargets).
 type agentKey struct{ host, realm, username, password string }
 
 func keyOf(t Target) agentKey {
 	return agentKey{host: t.Host, realm: realmOf(t), username: t.Username, password: t.Password}
+}
+
+func keyOfGroup(ts []Target) agentKey {
+	k := keyOf(ts[0])
+	if len(ts) > 1 {
+		hosts := make([]string, len(ts))
+		for i, t := range ts {
+			hosts[i] = net.JoinHostPort(t.Host, strconv.Itoa(t.Port))
+		}
+		k.host = strings.Join(hosts, ",")
+	}
+	return k
+}
+
+// groupKey puts the gateways of a carrier that register the same AoR
+// (an explicit register_sip_realm, same credentials and transport) in one
+// failover group: one binding, moved between them. Without a realm each
+// gateway is its own registrar (realm = its host), as in the original.
+type groupKey struct {
+	carrier, gateway, realm, username, password, protocol string
+	sips                                                  bool
+}
+
+func groupOf(t Target) groupKey {
+	if t.Realm == "" {
+		return groupKey{gateway: t.GatewaySID}
+	}
+	return groupKey{carrier: t.CarrierSID, realm: t.Realm, username: t.Username, password: t.Password,
+		protocol: strings.ToLower(t.Protocol), sips: t.UseSIPS}
+}
+
+// groupTargets groups targets (groupOf), keeping the directory's order.
+func groupTargets(targets []Target) [][]Target {
+	idx := map[groupKey]int{}
+	var out [][]Target
+	for _, t := range targets {
+		g := groupOf(t)
+		if i, ok := idx[g]; ok {
+			out[i] = append(out[i], t)
+			continue
+		}
+		idx[g] = len(out)
+		out = append(out, []Target{t})
+	}
+	return out
 }
 
 func realmOf(t Target) string {
@@ -50,9 +96,13 @@ const ephemeralTTL = 7200 * time.Second
 
 // agent keeps one carrier registration alive.
 type agent struct {
-	r      *Regbot
-	target Target
-	key    agentKey
+	r       *Regbot
+	target  Target   // the first gateway: Call-ID, From, credentials
+	targets []Target // the failover group, target first
+	key     agentKey
+	// local: an all-SBC carrier; this instance's own Contact and per-SBC
+	// status (allsbcs.go).
+	local bool
 
 	password  string
 	transport string
@@ -69,12 +119,32 @@ type agent struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	failures int
+	expires  int // asked for; raised by a 423
+	failures int // counted towards the disable threshold
+	backoff  int // consecutive backoff decisions
+	last     agentStatus
 	ephIPs   []string
+	// sbcStatus is the last status of an all-SBC agent, re-published by
+	// heartbeats.
+	sbcStatus *statusJSON
+	// hops are the destinations of this round (gateways, SRV targets), in
+	// order of preference; nil: resolve at the next attempt. hop is the one
+	// in use (where the binding lives), tried how many failed this round.
+	hops  []string
+	hop   int
+	tried int
+}
+
+// agentStatus is the last decision of an agent, for operators.
+type agentStatus struct {
+	Answer   string
+	Decision Decision
+	Next     time.Time
+	Expires  int
 }
 
 func newAgent(r *Regbot, t Target, domain string) (*agent, error) {
-	a := &agent{r: r, target: t, key: keyOf(t), domain: domain, done: make(chan struct{})}
+	a := &agent{r: r, target: t, targets: []Target{t}, key: keyOf(t), domain: domain, done: make(chan struct{}), expires: r.opts.DefaultExpires}
 	a.password = t.Password
 	if r.deps.Cipher != nil && credcrypt.IsEncrypted(t.Password) {
 		p, err := r.deps.Cipher.Decrypt(t.Password)
@@ -131,7 +201,43 @@ func validHost(h string) bool {
 	return h != ""
 }
 
+// newGroupAgent is newAgent for a failover group (groupTargets).
+func newGroupAgent(r *Regbot, ts []Target, domain string) (*agent, error) {
+	a, err := newAgent(r, ts[0], domain)
+	if err != nil {
+		return nil, err
+	}
+	a.targets, a.key = ts, keyOfGroup(ts)
+	return a, nil
+}
+
 func (a *agent) registered() bool { return a.state.Load() == stateRegistered }
+
+func (a *agent) status() AgentStatus {
+	st := AgentStatus{CarrierSID: a.target.CarrierSID, AOR: a.aor(), Gateway: a.target.Host, State: "starting"}
+	a.mu.Lock()
+	if a.hop < len(a.hops) {
+		st.Gateway = a.hops[a.hop]
+	}
+	a.mu.Unlock()
+	switch a.state.Load() {
+	case stateRegistered:
+		st.State = "registered"
+	case stateFailed:
+		st.State = "failed"
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st.LastAnswer, st.Decision, st.Expires, st.Failures = a.last.Answer, a.last.Decision, a.expires, a.failures
+	if a.last.Expires > 0 {
+		st.Expires = a.last.Expires
+	}
+	st.AllSBCs = a.local
+	if !a.last.Next.IsZero() {
+		st.NextAttempt = a.last.Next.UTC().Format(timeLayout)
+	}
+	return st
+}
 
 func (a *agent) start() { go a.run() }
 
@@ -155,6 +261,10 @@ func (a *agent) run() {
 
 func (a *agent) aor() string { return a.fromURI.User + "@" + a.realm }
 
+// timeLayout is the original's register_status timestamp (UTC, ms), also
+// used for next attempts in logs and the CLI.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
 // statusJSON is voip_carriers.register_status (docs/contract.md#mysql).
 type statusJSON struct {
 	Status    string `json:"status"`
@@ -163,6 +273,8 @@ type statusJSON struct {
 	CallID    string `json:"callId,omitempty"`
 	Timestamp string `json:"timestamp,omitempty"`
 	Expires   *int   `json:"expires,omitempty"`
+	// SBCs is every SBC's own status of an all-SBC carrier, by address.
+	SBCs map[string]statusJSON `json:"sbcs,omitempty"`
 }
 
 func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSON) {
@@ -173,59 +285,102 @@ func (r *Regbot) writeStatus(ctx context.Context, carrierSID string, s statusJSO
 }
 
 // attempt sends one REGISTER (answering a challenge) and returns when to
-// send the next; ok false means stop.
+// send the next; ok false means stop. What follows each answer is decided
+// by the policy (docs/outbound.md#retry-policy) and logged once.
 func (a *agent) attempt(ctx context.Context) (time.Duration, bool) {
 	opts := a.r.opts
-	res, sent, err := a.register(ctx, opts.DefaultExpires)
+	dest := a.destination(ctx)
+	a.mu.Lock()
+	expires := a.expires
+	a.mu.Unlock()
+	res, sent, err := a.register(ctx, expires)
 	if ctx.Err() != nil {
 		return 0, false
 	}
-	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID)
-	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	log := a.r.log.With("aor", a.aor(), "carrier_sid", a.target.CarrierSID, "gateway", dest)
+	now := time.Now()
+	ts := now.UTC().Format(timeLayout)
+	st := statusJSON{CSeq: headerValue(sent, "CSeq"), CallID: a.target.GatewaySID, Timestamp: ts}
+	answer := ""
 	if err != nil {
-		a.state.Store(stateFailed)
-		log.Warn("regbot: REGISTER could not be sent", "err", err)
-		a.r.writeStatus(ctx, a.target.CarrierSID, statusJSON{Status: "fail", Reason: err.Error(), Timestamp: now})
-		return opts.FailureRetryInterval, true
+		st = statusJSON{Status: "fail", Reason: err.Error(), Timestamp: ts}
+		answer = "no answer: " + err.Error()
+	} else {
+		st.Reason = fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+		answer = st.Reason
 	}
-	st := statusJSON{
-		Reason:    fmt.Sprintf("%d %s", res.StatusCode, res.Reason),
-		CSeq:      headerValue(sent, "CSeq"),
-		CallID:    a.target.GatewaySID,
-		Timestamp: now,
-	}
-	if res.StatusCode == 200 {
-		expires := grantedExpires(res, opts.DefaultExpires, opts.MinExpires)
-		a.state.Store(stateRegistered)
+
+	if err == nil && res.StatusCode == 200 {
+		granted := grantedExpires(res, expires, opts.MinExpires)
+		was := a.state.Swap(stateRegistered)
+		next := time.Duration(granted) * time.Second / 2
 		a.mu.Lock()
-		a.failures = 0
+		a.failures, a.backoff, a.tried = 0, 0, 0
+		a.last = agentStatus{Answer: answer, Decision: DecisionRefresh, Next: now.Add(next), Expires: granted}
 		a.mu.Unlock()
-		st.Status, st.Expires = "ok", &expires
-		a.r.writeStatus(ctx, a.target.CarrierSID, st)
-		log.Debug("regbot: registered", "expires", expires)
-		if a.target.TrunkType == "reg" {
-			a.writeEphemeral(ctx, expires)
+		st.Status, st.Expires = "ok", &granted
+		a.report(ctx, st)
+		lvl := slog.LevelDebug
+		if was != stateRegistered {
+			lvl = slog.LevelInfo
 		}
-		return time.Duration(expires) * time.Second / 2, true
+		log.Log(ctx, lvl, "regbot: registered", "status", 200, "decision", DecisionRefresh, "expires", granted,
+			"retry_in", next.String(), "next_attempt", now.Add(next).UTC().Format(timeLayout))
+		if a.target.TrunkType == "reg" {
+			a.writeEphemeral(ctx, granted)
+		}
+		return next, true
 	}
 
 	a.state.Store(stateFailed)
-	zero := 0
-	st.Status, st.Expires = "fail", &zero
-	a.r.writeStatus(ctx, a.target.CarrierSID, st)
-	log.Info("regbot: registration failed", "status", res.StatusCode, "gateway", a.target.Host)
-	if slices.Contains(opts.RegisterResponseRemove, res.StatusCode) {
-		a.mu.Lock()
-		a.failures++
-		n := a.failures
-		a.mu.Unlock()
-		log.Info("regbot: consecutive remove-failures", "count", n, "threshold", opts.FailureThreshold)
-		if n >= opts.FailureThreshold {
-			a.disable(ctx)
-			return 0, false
-		}
+	if err == nil {
+		zero := 0
+		st.Status, st.Expires = "fail", &zero
 	}
-	return opts.FailureRetryInterval, true
+	a.report(ctx, st)
+	o := outcomeOf(res, sent, expires)
+	a.mu.Lock()
+	o.backoff, o.failures = a.backoff, a.failures
+	v := a.r.policy.decide(o)
+	switch v.decision {
+	case DecisionBackoff, DecisionRetryAfter:
+		// The hop is unavailable: the next one at once while this round
+		// has untried hops; the policy's wait once all failed.
+		a.tried++
+		if a.tried < len(a.hops) {
+			v.decision, v.delay, v.backoff = DecisionFailover, 0, o.backoff
+			a.hop = (a.hop + 1) % len(a.hops)
+		} else {
+			a.hops = nil
+		}
+	case DecisionMinExpires:
+	default:
+		// An answer about the account: another hop would say the same.
+		a.tried = 0
+	}
+	a.expires, a.backoff, a.failures = v.expires, v.backoff, v.failures
+	a.last = agentStatus{Answer: answer, Decision: v.decision, Expires: v.expires}
+	if v.decision != DecisionDisable {
+		a.last.Next = now.Add(v.delay)
+	}
+	a.mu.Unlock()
+
+	args := []any{"status", o.code, "decision", v.decision, "failures", v.failures, "threshold", opts.FailureThreshold}
+	if v.decision != DecisionDisable {
+		args = append(args, "retry_in", v.delay.String(), "next_attempt", now.Add(v.delay).UTC().Format(timeLayout))
+	}
+	if v.decision == DecisionMinExpires {
+		args = append(args, "expires", v.expires)
+	}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	log.Info("regbot: registration failed", args...)
+	if v.decision == DecisionDisable {
+		a.disable(ctx)
+		return 0, false
+	}
+	return v.delay, true
 }
 
 // disable turns the carrier's registration (or the reg trunk) off after too
@@ -254,7 +409,7 @@ func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.
 	if err != nil {
 		return nil, nil, err
 	}
-	res, err := a.r.deps.Client.Do(ctx, a.outbound(req))
+	res, err := a.do(ctx, req)
 	if err != nil {
 		return nil, req, err
 	}
@@ -282,8 +437,18 @@ func (a *agent) register(ctx context.Context, expires int) (*sip.Response, *sip.
 		return nil, req2, fmt.Errorf("answering challenge from %s: %w", a.target.Host, err)
 	}
 	req2.AppendHeader(sip.NewHeader(authName, cred))
-	res, err = a.r.deps.Client.Do(ctx, a.outbound(req2))
+	res, err = a.do(ctx, req2)
 	return res, req2, err
+}
+
+// do sends one REGISTER, bounded by RequestTimeout when set.
+func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if d := a.r.opts.RequestTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return a.r.deps.Client.Do(ctx, a.outbound(req))
 }
 
 // request builds a REGISTER (docs/contract.md#outbound-registration) with the next CSeq.
@@ -314,10 +479,11 @@ func (a *agent) request(expires int) (*sip.Request, error) {
 	return req, nil
 }
 
-// contactHost: the SBC public address when asked for, else the account's
+// contactHost: the SBC public address when asked for (always for all-SBC
+// carriers: each instance holds its own binding), else the account's
 // realm, else the system SIP domain, else the registration realm.
 func (a *agent) contactHost() string {
-	if a.target.PublicIPInContact || a.r.opts.ContactUseIP {
+	if a.local || a.target.PublicIPInContact || a.r.opts.ContactUseIP {
 		if p := a.r.deps.PublicAddress(a.transport); p != "" {
 			return p
 		}
@@ -331,10 +497,96 @@ func (a *agent) contactHost() string {
 	return a.realm
 }
 
-// outbound addresses req to the outbound proxy, or the gateway (ip:port for
-// IP literals, the bare name otherwise so DNS SRV applies).
+// outbound addresses req to the hop in use (destination).
 func (a *agent) outbound(req *sip.Request) sipfront.OutboundRequest {
-	return sipfront.OutboundRequest{Msg: req, Destination: nextHop(a.target), Transport: a.transport}
+	a.mu.Lock()
+	dest := nextHop(a.target)
+	if a.hop < len(a.hops) {
+		dest = a.hops[a.hop]
+	}
+	a.mu.Unlock()
+	return sipfront.OutboundRequest{Msg: req, Destination: dest, Transport: a.transport}
+}
+
+// destination returns the hop in use, resolving the round's hops first when
+// needed (first attempt, or after every hop failed).
+func (a *agent) destination(ctx context.Context) string {
+	a.mu.Lock()
+	if a.hops != nil {
+		defer a.mu.Unlock()
+		return a.hops[a.hop]
+	}
+	a.mu.Unlock()
+	hops := a.resolveHops(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hops, a.hop, a.tried = hops, 0, 0
+	return hops[0]
+}
+
+// resolveHops lists where REGISTERs may go, in order of preference: the
+// outbound proxy alone; else per gateway its ip:port, or for a name its
+// SRV targets (priority, then weight, as the resolver orders them) and the
+// bare name when it has none (the client then resolves it).
+func (a *agent) resolveHops(ctx context.Context) []string {
+	if a.target.OutboundProxy != "" {
+		return []string{nextHop(a.target)}
+	}
+	var hops []string
+	for _, t := range a.targets {
+		hop := nextHop(t)
+		if net.ParseIP(t.Host) == nil {
+			if srvs := a.lookupSRV(ctx, t.Host); len(srvs) > 0 {
+				for _, s := range srvs {
+					hops = a.appendSRVTarget(ctx, hops, strings.TrimSuffix(s.Target, "."), strconv.Itoa(int(s.Port)))
+				}
+				continue
+			}
+		}
+		hops = appendNew(hops, hop)
+	}
+	return hops
+}
+
+// appendSRVTarget adds an SRV target's addresses (ip:port each, so every
+// address is a hop of its own) or, over TLS, its name:port: the name is
+// what the carrier's certificate is checked against.
+func (a *agent) appendSRVTarget(ctx context.Context, hops []string, name, port string) []string {
+	if a.transport != "tls" {
+		if ips := lookupV4(ctx, a.r.deps.Resolver, name); len(ips) > 0 {
+			for _, ip := range ips {
+				hops = appendNew(hops, net.JoinHostPort(ip, port))
+			}
+			return hops
+		}
+	}
+	return appendNew(hops, net.JoinHostPort(name, port))
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+// lookupSRV returns the SRV records of host for the agent's transport
+// (_sip._udp, _sip._tcp, _sips._tcp), nil when there are none.
+func (a *agent) lookupSRV(ctx context.Context, host string) []*net.SRV {
+	proto, service := "udp", "sip"
+	switch a.transport {
+	case "tcp":
+		proto = "tcp"
+	case "tls":
+		proto, service = "tcp", "sips"
+	}
+	_, srvs, err := a.r.deps.Resolver.LookupSRV(ctx, service, proto, host)
+	if err != nil {
+		return nil
+	}
+	return srvs
 }
 
 func nextHop(t Target) string {
@@ -401,7 +653,11 @@ func (a *agent) stop(ctx context.Context, unregister bool) {
 		}
 	}
 	a.state.Store(stateNone)
-	a.removeEphemeral(ctx)
+	if !a.local {
+		// Other SBCs may still hold the carrier's registration: an all-SBC
+		// agent leaves its ephemeral gateways to their expiry.
+		a.removeEphemeral(ctx)
+	}
 }
 
 // writeEphemeral records the reg trunk's gateway addresses so inbound calls
@@ -448,30 +704,31 @@ func (a *agent) removeEphemeral(ctx context.Context) {
 	}
 }
 
-// resolve returns the gateway's IPv4 addresses: the literal, A records when
-// a port is given, else SRV targets then A.
+// resolve returns the IPv4 addresses of the group's gateways: literals, A
+// records when a port is given, else SRV targets then A.
 func (a *agent) resolve(ctx context.Context) []string {
-	host := a.target.Host
+	var out []string
+	for _, t := range a.targets {
+		for _, ip := range a.resolveGateway(ctx, t) {
+			out = appendNew(out, ip)
+		}
+	}
+	return out
+}
+
+func (a *agent) resolveGateway(ctx context.Context, t Target) []string {
+	host := t.Host
 	if ip := net.ParseIP(host); ip != nil {
 		return []string{host}
 	}
 	res := a.r.deps.Resolver
-	if a.target.Port == 0 {
-		proto, service := "udp", "sip"
-		switch a.transport {
-		case "tcp":
-			proto = "tcp"
-		case "tls":
-			proto, service = "tcp", "sips"
+	if t.Port == 0 {
+		var out []string
+		for _, s := range a.lookupSRV(ctx, host) {
+			out = append(out, lookupV4(ctx, res, strings.TrimSuffix(s.Target, "."))...)
 		}
-		if _, srvs, err := res.LookupSRV(ctx, service, proto, host); err == nil {
-			var out []string
-			for _, s := range srvs {
-				out = append(out, lookupV4(ctx, res, strings.TrimSuffix(s.Target, "."))...)
-			}
-			if len(out) > 0 {
-				return out
-			}
+		if len(out) > 0 {
+			return out
 		}
 	}
 	return lookupV4(ctx, res, host)

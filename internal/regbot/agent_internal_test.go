@@ -2,6 +2,7 @@ package regbot
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,43 @@ func TestNewAgent_RejectsBadAddresses(t *testing.T) {
 		if _, err := newAgent(r, tgt, ""); err == nil {
 			t.Errorf("accepted %+v", tgt)
 		}
+	}
+}
+
+func TestGroupTargets_OneAoRPerFailoverGroup(t *testing.T) {
+	gw := func(carrier, sid, host, realm, proto string) Target {
+		return Target{CarrierSID: carrier, GatewaySID: sid, Host: host, Realm: realm, Protocol: proto, Username: "u", Password: "p"}
+	}
+	groups := groupTargets([]Target{
+		gw("c1", "g1", "10.0.0.1", "carrier.example", "udp"),
+		gw("c2", "g3", "10.0.0.3", "", "udp"),
+		gw("c1", "g2", "10.0.0.2", "carrier.example", "udp"),
+		gw("c2", "g4", "10.0.0.4", "", "udp"),
+		gw("c1", "g5", "10.0.0.5", "carrier.example", "tcp"),
+	})
+	var got [][]string
+	for _, g := range groups {
+		var sids []string
+		for _, t := range g {
+			sids = append(sids, t.GatewaySID)
+		}
+		got = append(got, sids)
+	}
+	// Same realm, credentials and transport: one group in directory order;
+	// no realm (each gateway its own registrar) or another transport: apart.
+	want := [][]string{{"g1", "g2"}, {"g3"}, {"g4"}, {"g5"}}
+	if len(got) != len(want) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
+	for i := range want {
+		if strings.Join(got[i], ",") != strings.Join(want[i], ",") {
+			t.Fatalf("groups %v, want %v", got, want)
+		}
+	}
+	if k := keyOfGroup(groups[0]); k.host != "10.0.0.1:0,10.0.0.2:0" {
+		t.Errorf("group key host %q", k.host)
+	}
+	if k := keyOfGroup(groups[1]); k != keyOf(groups[1][0]) {
+		t.Errorf("single-gateway key %v differs from keyOf", k)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
@@ -36,6 +37,8 @@ type harness struct {
 	alerts   *recorder
 	cipher   *credcrypt.Cipher
 	log      *slog.Logger
+	// resolver, when set, replaces the system's DNS for the regbot.
+	resolver regbot.Resolver
 }
 
 func newHarness(t *testing.T, sipPort int) *harness {
@@ -224,6 +227,15 @@ func startUAS(t *testing.T, scenario, ip string, port int) *uas {
 func (u *uas) trace() string {
 	b, _ := os.ReadFile(filepath.Join(u.dir, "msg.log"))
 	return string(b)
+}
+
+// addGateway adds another outbound gateway to an inserted carrier.
+func (h *harness) addGateway(t *testing.T, carrierSID, gatewaySID, host string, port int) {
+	t.Helper()
+	if _, err := h.db.Exec(`INSERT INTO sip_gateways (sip_gateway_sid, voip_carrier_sid, ipv4, port, inbound, outbound, protocol)
+  VALUES (?, ?, ?, ?, 0, 1, 'udp')`, gatewaySID, carrierSID, host, port); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func uid(prefix string, n int) string {

@@ -5,10 +5,12 @@
 package regbot
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,6 +43,9 @@ type Target struct {
 	FromDomain        string
 	PublicIPInContact bool
 	OutboundProxy     string
+	// AllSBCs: every instance registers this carrier itself
+	// (docs/outbound.md#registering-from-every-sbc).
+	AllSBCs bool
 }
 
 // Carriers is the directory side regbot needs (MySQL, or the config file
@@ -73,6 +78,8 @@ type KV interface {
 	HSetTTL(ctx context.Context, key string, fields map[string]string, ttl time.Duration) error
 	// HDel removes hash fields.
 	HDel(ctx context.Context, key string, fields ...string) error
+	// HGetAll returns a hash's fields (per-SBC registration status).
+	HGetAll(ctx context.Context, key string) (map[string]string, error)
 }
 
 // Alerter writes operator alerts.
@@ -118,16 +125,34 @@ type Options struct {
 
 // Status is the regbot view for operators (`cli regbot status`).
 type Status struct {
-	Leader     bool   `json:"active"`
-	Total      int    `json:"total"`
-	Registered int    `json:"registered"`
-	Token      string `json:"token"`
+	Leader     bool          `json:"active"`
+	Total      int           `json:"total"`
+	Registered int           `json:"registered"`
+	Token      string        `json:"token"`
+	Agents     []AgentStatus `json:"agents,omitempty"`
+}
+
+// AgentStatus is one registration: its state and the last decision.
+type AgentStatus struct {
+	CarrierSID string   `json:"carrier_sid"`
+	AOR        string   `json:"aor"`
+	Gateway    string   `json:"gateway"`
+	State      string   `json:"state"` // registered, failed, starting
+	LastAnswer string   `json:"last_answer,omitempty"`
+	Decision   Decision `json:"decision,omitempty"`
+	// NextAttempt is UTC with milliseconds, "" before the first answer.
+	NextAttempt string `json:"next_attempt,omitempty"`
+	Expires     int    `json:"expires"`
+	Failures    int    `json:"failures"`
+	// AllSBCs: registered by every instance, not by the leader alone.
+	AllSBCs bool `json:"all_sbcs,omitempty"`
 }
 
 // Regbot owns the leader claim and the agents.
 type Regbot struct {
 	deps   Deps
 	opts   Options
+	policy policy
 	leader *Leader
 	log    *slog.Logger
 
@@ -135,7 +160,9 @@ type Regbot struct {
 	isLeader     bool
 	leaderCtx    context.Context
 	leaderCancel context.CancelFunc
-	agents       map[agentKey]*agent
+	agents       map[agentKey]*agent // the leader's
+	local        map[agentKey]*agent // all-SBC carriers: every instance's own
+	aggSig       map[string]string   // carrier sid -> per-SBC view last written
 	domain       string
 	domainAt     time.Time
 }
@@ -166,6 +193,9 @@ func New(deps Deps, opts Options) *Regbot {
 	if opts.ClusterID == "" {
 		opts.ClusterID = "default"
 	}
+	if opts.DefaultExpires <= 0 {
+		opts.DefaultExpires = 3600
+	}
 	// The original's 70 s for a 60 s check: a crashed leader's claim lapses
 	// soon after its next missed renewal. At least 1 s of margin so a late
 	// renewal on a busy machine does not create two leaders.
@@ -173,9 +203,12 @@ func New(deps Deps, opts Options) *Regbot {
 	return &Regbot{
 		deps:   deps,
 		opts:   opts,
+		policy: newPolicy(opts),
 		leader: NewLeader(deps.Store, opts.ClusterID, ttl),
 		log:    deps.Log.With("component", "regbot"),
 		agents: map[agentKey]*agent{},
+		local:  map[agentKey]*agent{},
+		aggSig: map[string]string{},
 	}
 }
 
@@ -183,13 +216,37 @@ func New(deps Deps, opts Options) *Regbot {
 func (r *Regbot) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Status{Leader: r.isLeader, Total: len(r.agents), Token: r.leader.Token()}
-	for _, a := range r.agents {
-		if a.registered() {
-			s.Registered++
+	s := Status{Leader: r.isLeader, Total: len(r.agents) + len(r.local), Token: r.leader.Token()}
+	for _, set := range []map[agentKey]*agent{r.agents, r.local} {
+		for _, a := range set {
+			if a.registered() {
+				s.Registered++
+			}
 		}
 	}
 	return s
+}
+
+// Agents returns every registration's state and last decision, ordered by
+// carrier and gateway.
+func (r *Regbot) Agents() []AgentStatus {
+	r.mu.Lock()
+	all := make([]*agent, 0, len(r.agents)+len(r.local))
+	for _, a := range r.agents {
+		all = append(all, a)
+	}
+	for _, a := range r.local {
+		all = append(all, a)
+	}
+	r.mu.Unlock()
+	out := make([]AgentStatus, 0, len(all))
+	for _, a := range all {
+		out = append(out, a.status())
+	}
+	slices.SortFunc(out, func(x, y AgentStatus) int {
+		return cmp.Or(cmp.Compare(x.CarrierSID, y.CarrierSID), cmp.Compare(x.Gateway, y.Gateway), cmp.Compare(x.AOR, y.AOR))
+	})
+	return out
 }
 
 // Run waits a random delay (up to StartDelayMax, so instances starting
@@ -242,10 +299,7 @@ func (r *Regbot) syncLoop(ctx context.Context, trigger <-chan struct{}) {
 		r.mu.Lock()
 		lctx := r.leaderCtx
 		r.mu.Unlock()
-		if lctx == nil {
-			continue
-		}
-		if err := r.sync(lctx); err != nil && lctx.Err() == nil {
+		if err := r.sync(ctx, lctx); err != nil && ctx.Err() == nil && (lctx == nil || lctx.Err() == nil) {
 			r.log.Error("regbot: updating carrier registrations failed", "err", err)
 		}
 	}
@@ -281,12 +335,13 @@ func (r *Regbot) check(ctx context.Context, trigger chan<- struct{}) {
 		r.log.Info("regbot: claimed the regbot token", "key", r.leader.Key(), "token", r.leader.Token())
 	}
 	r.setLeader(ctx, leader)
-	if leader {
-		select {
-		case trigger <- struct{}{}:
-		default: // a sync is already pending
-		}
+	// Every instance syncs: all-SBC carriers run everywhere; the leader's
+	// carriers only where leaderCtx is set.
+	select {
+	case trigger <- struct{}{}:
+	default: // a sync is already pending
 	}
+	r.heartbeat(ctx)
 	s := r.Status()
 	r.log.Info("regbot: status", "active", s.Leader, "total", s.Total, "registered", s.Registered)
 }
@@ -309,40 +364,63 @@ func (r *Regbot) setLeader(ctx context.Context, v bool) {
 	r.leaderCtx, r.leaderCancel = nil, nil
 }
 
-// sync starts new or changed agents (paced), keeps unchanged ones and stops
-// removed ones.
-func (r *Regbot) sync(ctx context.Context) error {
+// sync reads the carriers and syncs the all-SBC agents (ctx) and, as
+// leader (lctx not nil), the leader's agents.
+func (r *Regbot) sync(ctx, lctx context.Context) error {
 	targets, err := r.deps.Carriers.RegisterTargets(ctx)
 	if err != nil {
 		return err
 	}
-	want := map[agentKey]Target{}
-	var order []agentKey
+	var shared, local []Target
 	for _, t := range targets {
-		if t.Password == "" {
+		switch {
+		case t.Password == "":
 			r.log.Debug("regbot: gateway without password ignored", "carrier_sid", t.CarrierSID, "gateway_sid", t.GatewaySID)
-			continue
+		case t.AllSBCs || r.opts.AllSBCs:
+			local = append(local, t)
+		default:
+			shared = append(shared, t)
 		}
-		k := keyOf(t)
+	}
+	if err := r.syncSet(ctx, local, true); err != nil {
+		return err
+	}
+	if lctx == nil {
+		return nil
+	}
+	return r.syncSet(lctx, shared, false)
+}
+
+// syncSet starts new or changed agents of a set (paced), keeps unchanged
+// ones and stops removed ones.
+func (r *Regbot) syncSet(ctx context.Context, usable []Target, local bool) error {
+	set := r.agents
+	if local {
+		set = r.local
+	}
+	want := map[agentKey][]Target{}
+	var order []agentKey
+	for _, g := range groupTargets(usable) {
+		k := keyOfGroup(g)
 		if _, dup := want[k]; dup {
-			r.log.Debug("regbot: duplicate gateway ignored", "carrier_sid", t.CarrierSID, "gateway_sid", t.GatewaySID)
+			r.log.Debug("regbot: duplicate gateway ignored", "carrier_sid", g[0].CarrierSID, "gateway_sid", g[0].GatewaySID)
 			continue
 		}
-		want[k] = t
+		want[k] = g
 		order = append(order, k)
 	}
 
 	r.mu.Lock()
 	var stale []*agent
-	for k, a := range r.agents {
-		if t, ok := want[k]; !ok || t != a.target {
+	for k, a := range set {
+		if g, ok := want[k]; !ok || !slices.Equal(g, a.targets) {
 			stale = append(stale, a)
-			delete(r.agents, k)
+			delete(set, k)
 		}
 	}
 	var fresh []agentKey
 	for _, k := range order {
-		if _, ok := r.agents[k]; !ok {
+		if _, ok := set[k]; !ok {
 			fresh = append(fresh, k)
 		}
 	}
@@ -350,9 +428,12 @@ func (r *Regbot) sync(ctx context.Context) error {
 
 	for _, a := range stale {
 		a.stop(ctx, false)
+		if local {
+			a.withdraw(ctx)
+		}
 	}
 	if len(stale)+len(fresh) > 0 {
-		r.log.Info("regbot: carrier registrations changed", "stopped", len(stale), "starting", len(fresh), "total", len(want))
+		r.log.Info("regbot: carrier registrations changed", "stopped", len(stale), "starting", len(fresh), "total", len(want), "all_sbcs", local)
 	}
 	domain := r.sipDomain(ctx)
 	for i, k := range fresh {
@@ -366,19 +447,20 @@ func (r *Regbot) sync(ctx context.Context) error {
 			case <-time.After(r.opts.BatchSleep):
 			}
 		}
-		a, err := newAgent(r, want[k], domain)
+		a, err := newGroupAgent(r, want[k], domain)
 		if err != nil {
-			r.log.Warn("regbot: cannot start registration", "carrier_sid", want[k].CarrierSID, "err", err)
-			r.writeStatus(ctx, want[k].CarrierSID, statusJSON{Status: "fail", Reason: err.Error()})
+			r.log.Warn("regbot: cannot start registration", "carrier_sid", want[k][0].CarrierSID, "err", err)
+			r.writeStatus(ctx, want[k][0].CarrierSID, statusJSON{Status: "fail", Reason: err.Error()})
 			continue
 		}
+		a.local = local
 		r.mu.Lock()
-		stillLeader := r.isLeader
-		if stillLeader {
-			r.agents[k] = a
+		keep := local || r.isLeader
+		if keep {
+			set[k] = a
 		}
 		r.mu.Unlock()
-		if !stillLeader {
+		if !keep {
 			return nil
 		}
 		a.start()
@@ -404,13 +486,19 @@ func (r *Regbot) sipDomain(ctx context.Context) string {
 	return d
 }
 
-// stopAll stops every agent; unregister sends Expires: 0 for registered ones.
+// stopAll stops every agent of the leader; unregister sends Expires: 0 for
+// registered ones.
 func (r *Regbot) stopAll(ctx context.Context, unregister bool) {
+	r.stopSet(ctx, r.agents, unregister)
+}
+
+// stopSet stops (and un-registers) a set's agents and returns them.
+func (r *Regbot) stopSet(ctx context.Context, set map[agentKey]*agent, unregister bool) []*agent {
 	r.mu.Lock()
-	all := make([]*agent, 0, len(r.agents))
-	for k, a := range r.agents {
+	all := make([]*agent, 0, len(set))
+	for k, a := range set {
 		all = append(all, a)
-		delete(r.agents, k)
+		delete(set, k)
 	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
@@ -425,19 +513,21 @@ func (r *Regbot) stopAll(ctx context.Context, unregister bool) {
 		}()
 	}
 	wg.Wait()
+	return all
 }
 
 // shutdown un-registers (as leader) within UnregisterTimeout and releases
 // the token so another instance can take over at its next check.
 func (r *Regbot) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.UnregisterTimeout)
+	defer cancel()
+	r.stopLocal(ctx)
 	r.mu.Lock()
 	leader := r.isLeader
 	r.mu.Unlock()
 	if !leader {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.UnregisterTimeout)
-	defer cancel()
 	n := r.Status().Registered
 	r.setLeader(ctx, false)
 	r.stopAll(ctx, true)
@@ -451,7 +541,11 @@ func (r *Regbot) shutdown() {
 func (r *Regbot) forget(a *agent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if cur, ok := r.agents[a.key]; ok && cur == a {
-		delete(r.agents, a.key)
+	set := r.agents
+	if a.local {
+		set = r.local
+	}
+	if cur, ok := set[a.key]; ok && cur == a {
+		delete(set, a.key)
 	}
 }

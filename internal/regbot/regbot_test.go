@@ -35,10 +35,14 @@ func (h *harness) regbot(cluster string, opts ...func(*regbot.Options)) *regbot.
 	for _, f := range opts {
 		f(&o)
 	}
-	return regbot.New(regbot.Deps{
+	deps := regbot.Deps{
 		Store: redisstore.NewKV(h.rdb), Carriers: h.carriers, Client: h.client, Alerter: h.alerts,
 		PublicAddress: h.front.PublicAddress, Log: h.log, Cipher: h.cipher,
-	}, o)
+	}
+	if h.resolver != nil {
+		deps.Resolver = h.resolver
+	}
+	return regbot.New(deps, o)
 }
 
 func run(t *testing.T, rb *regbot.Regbot) (stop func()) {

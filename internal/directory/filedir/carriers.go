@@ -83,6 +83,7 @@ func (c *Carriers) RegisterTargets(context.Context) ([]regbot.Target, error) {
 				UseSIPS: g.UseSipsScheme, Username: v.RegisterUsername, Password: v.RegisterPassword,
 				Realm: v.RegisterSIPRealm, FromUser: v.RegisterFromUser, FromDomain: v.RegisterFromDomain,
 				PublicIPInContact: v.RegisterPublicIPInContact, OutboundProxy: v.OutboundSIPProxy,
+				AllSBCs: v.RegisterFromAllSBCs,
 			})
 		}
 	}

@@ -15,7 +15,7 @@ accounts:
   - {account_sid: a2, sip_realm: two.example.com, is_active: false}
 voip_carriers:
   - {voip_carrier_sid: c1, name: sp-carrier, requires_register: true, register_username: u, register_password: p, register_sip_realm: reg.example.com}
-  - {voip_carrier_sid: c2, name: account-carrier, account_sid: a1, requires_register: true, register_username: u2, register_password: p2, trunk_type: reg}
+  - {voip_carrier_sid: c2, name: account-carrier, account_sid: a1, requires_register: true, register_username: u2, register_password: p2, trunk_type: reg, register_from_all_sbcs: true}
   - {voip_carrier_sid: c3, name: inactive-account, account_sid: a2, requires_register: true, register_username: u, register_password: p}
   - {voip_carrier_sid: c4, name: inactive, is_active: false, requires_register: true, register_username: u, register_password: p}
   - {voip_carrier_sid: c5, name: static}
@@ -76,6 +76,9 @@ func TestCarriers_RegisterTargetsFollowTheMySQLQuery(t *testing.T) {
 	if sp.CarrierSID != "c1" || sp.Host != "192.0.2.1" || sp.Port != 5070 || sp.Protocol != "udp" ||
 		sp.Username != "u" || sp.Password != "p" || sp.Realm != "reg.example.com" || sp.AccountRealm != "" || sp.TrunkType != "static_ip" {
 		t.Errorf("service-provider target = %+v", sp)
+	}
+	if sp.AllSBCs || !acct.AllSBCs {
+		t.Errorf("register_from_all_sbcs: c1 %v, c2 %v; want false, true", sp.AllSBCs, acct.AllSBCs)
 	}
 	if acct.AccountRealm != "one.example.com" || acct.TrunkType != "reg" || acct.Protocol != "tcp" || acct.Port != 0 {
 		t.Errorf("account target = %+v", acct)

@@ -457,7 +457,8 @@ func (p *parser) build(r *rows) *Directory {
 			RegisterPassword: c.RegisterPassword, RegisterSIPRealm: c.RegisterSIPRealm,
 			RegisterFromUser: c.RegisterFromUser, RegisterFromDomain: c.RegisterFromDomain,
 			RegisterPublicIPInContact: c.RegisterPublicIPInContact, OutboundSIPProxy: c.OutboundSIPProxy,
-			TrunkType: trunk,
+			RegisterFromAllSBCs: c.RegisterFromAllSBCs,
+			TrunkType:           trunk,
 		})
 	}
 

@@ -62,6 +62,7 @@ type carrierRow struct {
 	RegisterFromUser          string `yaml:"register_from_user"`
 	RegisterFromDomain        string `yaml:"register_from_domain"`
 	RegisterPublicIPInContact bool   `yaml:"register_public_ip_in_contact"`
+	RegisterFromAllSBCs       bool   `yaml:"register_from_all_sbcs"`
 	OutboundSIPProxy          string `yaml:"outbound_sip_proxy"`
 	TrunkType                 string `yaml:"trunk_type"`
 }
@@ -94,9 +95,12 @@ type Carrier struct {
 	RegisterFromUser          string
 	RegisterFromDomain        string
 	RegisterPublicIPInContact bool
-	OutboundSIPProxy          string
-	TrunkType                 string // static_ip, auth, reg
-	Gateways                  []Gateway
+	// RegisterFromAllSBCs: every instance registers the carrier with its own
+	// Contact (docs/outbound.md#registering-from-every-sbc); file only.
+	RegisterFromAllSBCs bool
+	OutboundSIPProxy    string
+	TrunkType           string // static_ip, auth, reg
+	Gateways            []Gateway
 }
 
 // Gateway is a sip_gateways row.

@@ -50,6 +50,9 @@ type Options struct {
 	// udpRoundDatagrams bounds the UDP sources one reader round remembers
 	// (udp.go); zero: the default. Tests lower it.
 	udpRoundDatagrams int
+	// ClientTLS configures outbound TLS connections (ClientConfig); nil:
+	// the system roots.
+	ClientTLS *tls.Config
 }
 
 // Front is the native SIP front.
@@ -99,7 +102,7 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 
 	parser := sipmsg.NewParser()
 	parser.MaxMessageLength = opts.Limits.MaxMessageSize
-	ua, err := sipgo.NewUA(
+	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(opts.UserAgent),
 		sipgo.WithUserAgentParser(parser),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLogger(opts.Log)),
@@ -108,7 +111,11 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 			sip.WithTransportLayerDNSLookupSRV(true),
 			sip.WithTransportLayerReadFilter(udpReadFilter)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(stackLogger(opts.Log))),
-	)
+	}
+	if opts.ClientTLS != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgenTLSConfig(opts.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("native: user agent: %w", err)
 	}

@@ -2,8 +2,10 @@ package native
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 )
 
@@ -45,4 +47,33 @@ func (c *Certificate) ServerConfig() *tls.Config {
 			return c.cur.Load(), nil
 		},
 	}
+}
+
+// ClientConfig is the TLS configuration of outbound connections (carriers
+// reached over TLS): the system roots plus the PEM bundle caFile (none when
+// ""), and cert, when not nil, offered to carriers that ask for a client
+// certificate. The server name checked is the carrier's host name, or its
+// IP for IP literals.
+func ClientConfig(caFile string, cert *Certificate) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("native: reading CA bundle: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("native: CA bundle %s holds no PEM certificate", caFile)
+		}
+		conf.RootCAs = pool
+	}
+	if cert != nil {
+		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cert.cur.Load(), nil
+		}
+	}
+	return conf, nil
 }
