@@ -30,6 +30,8 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
@@ -87,7 +89,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		log.Warn("ENCRYPTION_SECRET is not set: encrypted client passwords cannot be checked")
 	}
 
-	var alerter alertWriter = alerts.Log{Logger: log}
+	var alerter alerts.Alerter = alerts.Log{Logger: log}
 	if cfg.TimeSeriesHost != "" {
 		influx := alerts.NewInflux(alerts.InfluxOptions{URL: alerts.InfluxURL(cfg.TimeSeriesHost), Database: "alerts", Log: log})
 		bg.Go(func() { _ = influx.Run(ctx) })
@@ -263,11 +265,6 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return serveWithOutbound(ctx, cfg, log, front, client, outbound)
 }
 
-// alertWriter is what the parts writing alerts need.
-type alertWriter interface {
-	Alert(ctx context.Context, a alerts.Alert)
-}
-
 // runCLI starts the runtime CLI socket server. A socket that cannot be
 // created is logged, not fatal: SIP service matters more than the CLI.
 func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
@@ -300,7 +297,8 @@ type Membership interface {
 // openMembership keeps the sets in Redis, or in process in standalone mode.
 func openMembership(cfg *config.Config, st storage, log *slog.Logger) Membership {
 	if st.rdb == nil {
-		return membership.NewMemory(cfg.ExpiresInterval, log)
+		kv, _ := memstore.Open(memstore.Options{}) // no file: cannot fail
+		return membership.NewEmbedded(kv, cfg.ClusterID, cfg.ExpiresInterval, log)
 	}
 	return membership.New(st.rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
 }
@@ -348,7 +346,7 @@ func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
 // pruneActiveUsers removes expired members of active-user, as the original
 // does before counting; the count feeds the active-bindings gauge
 // (sbc.users.count in StatsD).
-func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
+func pruneActiveUsers(ctx context.Context, store store.Registrations, m *metrics.Metrics, log *slog.Logger) {
 	n, err := store.Count(ctx)
 	if err != nil {
 		m.BackendError(metrics.Redis)

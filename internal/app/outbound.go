@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
@@ -35,7 +36,7 @@ type outboundCarriers interface {
 type outboundDeps struct {
 	kv       outboundKV
 	carriers outboundCarriers
-	alerter  alertWriter
+	alerter  alerts.Alerter
 	cipher   *credcrypt.Cipher
 	cli      *cli.Server
 	metrics  *metrics.Metrics

@@ -15,17 +15,10 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
-
-// Store is what the service needs of a registration store (Redis or
-// embedded): the registrar's interface, pruning and listing.
-type Store interface {
-	registrar.Store
-	Count(ctx context.Context) (int, error)
-	List(ctx context.Context, realm string) (map[string]registrar.Binding, error)
-}
 
 // Directory is what the service needs of a directory (MySQL or file).
 type Directory interface {
@@ -90,7 +83,7 @@ func Banner(cfg *config.Config) string {
 // storage is what the configuration chose to keep state in: Redis when
 // configured (rdb set), the embedded store otherwise (mem set).
 type storage struct {
-	Store Store
+	Store store.Registrations
 	rdb   redis.UniversalClient
 	// health is Redis' circuit breaker (with rdb).
 	health *breaker.Breaker
@@ -102,12 +95,13 @@ type storage struct {
 }
 
 // bans returns where the guard keeps bans: Redis, so that instances agree,
-// or nil for in-process bans.
+// or a bounded in-process store.
 func (s storage) bans(cluster string) guard.Bans {
 	if s.rdb == nil {
-		return nil
+		kv, _ := memstore.Open(memstore.Options{MaxKeys: 200_000}) // no file: cannot fail
+		return store.NewBans(kv, cluster)
 	}
-	return redisstore.NewBans(s.rdb, cluster)
+	return store.NewBans(redisstore.NewKV(s.rdb), cluster)
 }
 
 // openStore returns the Redis store, or the embedded one when Redis is not

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// BanKV is what bans need of a key-value store.
+type BanKV interface {
+	Set(ctx context.Context, key, value string, ttl time.Duration) error
+	IncrWithin(ctx context.Context, key string, window time.Duration) (int, error)
+	Exists(ctx context.Context, keys ...string) (int, error)
+}
+
+// Bans keeps the guard's bans and failure counts in a key-value store:
+// `<cluster>:ban:<key>` and `<cluster>:authfail:<key>`. Over Redis every
+// instance of the cluster agrees; in process (a bounded memstore) a flood
+// of sources cannot grow it without limit.
+type Bans struct {
+	kv     BanKV
+	prefix string
+}
+
+// NewBans returns bans under the cluster prefix.
+func NewBans(kv BanKV, cluster string) *Bans { return &Bans{kv: kv, prefix: cluster + ":"} }
+
+// Banned reports whether key is banned.
+func (b *Bans) Banned(ctx context.Context, key string) (bool, error) {
+	n, err := b.kv.Exists(ctx, b.prefix+"ban:"+key)
+	if err != nil {
+		return false, fmt.Errorf("store: ban lookup: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Ban bans key for d. A full in-process store keeps the bans it has.
+func (b *Bans) Ban(ctx context.Context, key string, d time.Duration) error {
+	if err := b.kv.Set(ctx, b.prefix+"ban:"+key, "1", d); err != nil && !errors.Is(err, ErrFull) {
+		return fmt.Errorf("store: ban: %w", err)
+	}
+	return nil
+}
+
+// Failure counts one failure in a window that starts with the first one.
+// A full in-process store counts nothing new (under attack from many
+// sources: the live windows go on counting).
+func (b *Bans) Failure(ctx context.Context, key string, window time.Duration) (int, error) {
+	n, err := b.kv.IncrWithin(ctx, b.prefix+"authfail:"+key, window)
+	if errors.Is(err, ErrFull) {
+		return 1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: failure count: %w", err)
+	}
+	return n, nil
+}
