@@ -161,7 +161,7 @@ func redisState(ctx context.Context, b *backend, cfg *config.Config, m *metrics.
 	kv := redisstore.NewKV(rdb)
 	b.registrations = countingStore{redisstore.New(rdb), backendErrors{m, metrics.Redis}}
 	b.kv, b.claims = kv, kv
-	b.bans = store.NewBans(kv, cfg.ClusterID)
+	b.bans = store.NewBans(kv, kv, cfg.ClusterID)
 	b.members = membership.New(rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
 	b.startDelayMax = cfg.Regbot.StartDelayMax
 	b.checks["redis"] = breaker.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
@@ -169,9 +169,9 @@ func redisState(ctx context.Context, b *backend, cfg *config.Config, m *metrics.
 	return nil
 }
 
-// maxBanKeys bounds the in-process bans and failure counts: sources on the
+// maxBanKeys bounds the in-process bans, and the failure counts: sources on the
 // internet are unbounded.
-const maxBanKeys = 200_000
+const maxBanKeys = 100_000
 
 // embeddedState keeps state in process: registrations and regbot's keys
 // in the store saved to SIDECAR_STATE_FILE, membership and bans in memory
@@ -200,12 +200,16 @@ func embeddedState(ctx context.Context, b *backend, cfg *config.Config, _ *metri
 	if err != nil {
 		return err
 	}
+	failures, err := memstore.Open(memstore.Options{MaxKeys: maxBanKeys, Log: log})
+	if err != nil {
+		return err
+	}
 	members, err := memstore.Open(memstore.Options{Log: log})
 	if err != nil {
 		return err
 	}
 	b.registrations, b.kv = st, st
-	b.bans = store.NewBans(bans, cfg.ClusterID)
+	b.bans = store.NewBans(bans, failures, cfg.ClusterID)
 	b.members = membership.NewEmbedded(members, cfg.ClusterID, cfg.ExpiresInterval, log)
 	return nil
 }

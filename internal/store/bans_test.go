@@ -9,15 +9,19 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 )
 
-// In process, bans live in a bounded memstore: they expire, and a store
-// full of live keys keeps what it has (bans of sources under a flood).
+// In process, bans and failure counts live in bounded memstores: they
+// expire, and a store full of live keys keeps what it has (under a flood
+// of sources).
 func TestBans_InProcessExpireAndBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
-	kv, err := memstore.Open(memstore.Options{MaxKeys: 2, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
+	open := func() *memstore.Store {
+		kv, err := memstore.Open(memstore.Options{MaxKeys: 2, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kv
 	}
-	b := store.NewBans(kv, "c")
+	b := store.NewBans(open(), open(), "c")
 	ctx := context.Background()
 	for _, key := range []string{"a", "b", "c"} {
 		if err := b.Ban(ctx, key, time.Second); err != nil {
@@ -43,8 +47,20 @@ func TestBans_InProcessExpireAndBounded(t *testing.T) {
 	if n, _ := b.Failure(ctx, "x", time.Second); n != 1 {
 		t.Errorf("failure after window = %d, want 1", n)
 	}
-	_ = b.Ban(ctx, "y", time.Minute) // full with x's window and y's ban
+	_, _ = b.Failure(ctx, "y", time.Minute) // full: x's and y's windows
 	if n, err := b.Failure(ctx, "z", time.Second); n != 1 || err != nil {
 		t.Errorf("failure when full = %d, %v; want 1, nil", n, err)
+	}
+	if n, _ := b.Failure(ctx, "z", time.Second); n != 1 {
+		t.Errorf("second failure when full = %d, want 1 (not counted)", n)
+	}
+	if n, _ := b.Failure(ctx, "y", time.Minute); n != 2 {
+		t.Errorf("failure of a live window when full = %d, want 2", n)
+	}
+	if err := b.Ban(ctx, "y", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if banned, _ := b.Banned(ctx, "y"); !banned {
+		t.Error("failure counts crowded a ban out")
 	}
 }
