@@ -34,6 +34,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeMetrics()
+
+	// Backend: state and directory of the configured mode, with their
+	// readiness checks and background probes.
 	be, err := openBackend(ctx, cfg, m, log)
 	if err != nil {
 		return err
@@ -44,6 +47,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	checks := health.New(0)
 	be.start(j, checks)
 
+	// Handlers, and the front that feeds them.
 	alerter := newAlerter(cfg, j, log)
 	cipher, err := newCipher(cfg, log)
 	if err != nil {
@@ -56,6 +60,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	checks.Add(front.name, front.check)
 
+	// Background jobs.
 	cliServer := runCLI(j, cfg.SocketPath, be.members, be.registrations, log)
 	out := outbound{cfg: cfg, be: be, front: front, alerter: alerter, cipher: cipher, log: log}
 	rb := out.newRegbot(j, cliServer, m)
@@ -69,6 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 	})
 
+	// HTTP: metrics, health, readiness.
 	if cfg.HTTPListen != "" {
 		stopHTTP, err := serveHTTP(j, cfg.HTTPListen, cfg.PProf, m, checks, log)
 		if err != nil {
@@ -77,6 +83,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		defer stopHTTP()
 	}
+	// Wait; the deferred calls above are the shutdown.
 	return serve(ctx, front, rb)
 }
 
