@@ -23,6 +23,12 @@ type Alert struct {
 	Detail             string
 }
 
+// Alerter records operator alerts; it must not block. Every part that
+// writes alerts (registrar, webhook, regbot, gateway pinger) takes one.
+type Alerter interface {
+	Alert(ctx context.Context, a Alert)
+}
+
 // Discard drops alerts.
 type Discard struct{}
 

@@ -4,13 +4,8 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -19,8 +14,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/cached"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
@@ -28,78 +21,137 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sbcaddr"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
-// Run runs the service until ctx is cancelled.
+// Run runs the service until ctx is cancelled. Shutdown runs in reverse:
+// the regbot un-registers, the front stops, then HTTP, then every
+// background job ends, then the backend closes (the embedded store saves).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	m, closeMetrics, err := newMetrics(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeMetrics()
-	// Background work is owned here and waited for on the way out.
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+
+	// Backend: state and directory of the configured mode, with their
+	// readiness checks and background probes.
+	be, err := openBackend(ctx, cfg, m, log)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	j := newJobs(ctx)
+	defer j.stop()
 	checks := health.New(0)
+	be.start(j, checks)
 
-	// No Redis: embedded store; no MySQL: config file or built-in demo.
-	st, err := openStore(ctx, cfg, log)
+	// Handlers, and the front that feeds them.
+	alerter := newAlerter(cfg, j, log)
+	cipher, err := newCipher(cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.close() // after the front stopped: saves the embedded store
-	if st.run != nil {
-		storeCtx, stopStore := context.WithCancel(ctx)
-		defer stopStore()
-		go st.run(storeCtx)
-	}
-	// Each backend has a circuit breaker: calls fail at once while it is
-	// down, one probe per BACKEND_PROBE_INTERVAL_MS finds it back, and
-	// /ready reports the state (docs/reliability.md).
-	if st.rdb != nil {
-		rdb := st.rdb
-		checks.Add("redis", st.health.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() }))
-		bg.Go(func() { st.health.Run(ctx) })
-	}
-	store := st.Store
-	dir, dirHealth, closeDir, err := openDirectory(ctx, cfg, log)
+	mux := handlers(cfg, be, alerter, cipher, m, log)
+	front, err := openFront(ctx, cfg, mux, mux.Methods(), be, j, log)
 	if err != nil {
 		return err
 	}
-	defer closeDir()
-	mysql, _ := dir.(*mysqldir.Directory)
-	if mysql != nil {
-		checks.Add("mysql", dirHealth.Check(health.PingCheck(mysql.Read())))
-		bg.Go(func() { dirHealth.Run(ctx) })
-	}
+	checks.Add(front.name, front.check)
 
-	var cipher *credcrypt.Cipher
-	if cfg.EncryptionSecret != "" {
-		if cipher, err = credcrypt.New(cfg.EncryptionSecret, cfg.LegacyCrypto); err != nil {
+	// Background jobs.
+	cliServer := runCLI(j, cfg.SocketPath, be.members, be.registrations, log)
+	out := outbound{cfg: cfg, be: be, front: front, alerter: alerter, cipher: cipher, log: log}
+	rb := out.newRegbot(j, cliServer, m)
+	j.Go(out.runPinger)
+	j.Go(func(ctx context.Context) { be.members.Run(ctx, cfg.CheckExpires) })
+	j.every(cfg.CheckExpires, func(ctx context.Context) { gaugeMembers(ctx, be.members, m) })
+	j.every(30*time.Second, func(ctx context.Context) { pruneActiveUsers(ctx, be.registrations, m, log) })
+	j.Go(func(ctx context.Context) {
+		if frontReady(ctx, front) {
+			front.addresses.Run(ctx, cfg.SBCKeepAlive)
+		}
+	})
+
+	// HTTP: metrics, health, readiness.
+	if cfg.HTTPListen != "" {
+		stopHTTP, err := serveHTTP(j, cfg.HTTPListen, cfg.PProf, m, checks, log)
+		if err != nil {
+			front.close()
 			return err
 		}
-	} else {
-		log.Warn("ENCRYPTION_SECRET is not set: encrypted client passwords cannot be checked")
+		defer stopHTTP()
 	}
+	// Wait; the deferred calls above are the shutdown.
+	return serve(ctx, front, rb)
+}
 
-	var alerter alertWriter = alerts.Log{Logger: log}
-	if cfg.TimeSeriesHost != "" {
-		influx := alerts.NewInflux(alerts.InfluxOptions{URL: alerts.InfluxURL(cfg.TimeSeriesHost), Database: "alerts", Log: log})
-		bg.Go(func() { _ = influx.Run(ctx) })
-		alerter = influx
+// jobs owns the background goroutines: each runs until the context of
+// Run ends, and stop waits for all of them.
+type jobs struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newJobs(ctx context.Context) *jobs {
+	ctx, cancel := context.WithCancel(ctx)
+	return &jobs{ctx: ctx, cancel: cancel}
+}
+
+// Go runs fn until the jobs stop.
+func (j *jobs) Go(fn func(ctx context.Context)) { j.wg.Go(func() { fn(j.ctx) }) }
+
+// every runs fn each interval until the jobs stop.
+func (j *jobs) every(interval time.Duration, fn func(ctx context.Context)) {
+	j.Go(func(ctx context.Context) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	})
+}
+
+// stop ends every job and waits for them.
+func (j *jobs) stop() {
+	j.cancel()
+	j.wg.Wait()
+}
+
+// newAlerter writes alerts to InfluxDB (JAMBONES_TIME_SERIES_HOST) or the log.
+func newAlerter(cfg *config.Config, j *jobs, log *slog.Logger) alerts.Alerter {
+	if cfg.TimeSeriesHost == "" {
+		return alerts.Log{Logger: log}
 	}
-	scanners := cfg.Security.ScannerAgents
+	influx := alerts.NewInflux(alerts.InfluxOptions{URL: alerts.InfluxURL(cfg.TimeSeriesHost), Database: "alerts", Log: log})
+	j.Go(func(ctx context.Context) { _ = influx.Run(ctx) })
+	return influx
+}
+
+// newCipher decrypts stored passwords (ENCRYPTION_SECRET); nil without one.
+func newCipher(cfg *config.Config, log *slog.Logger) (*credcrypt.Cipher, error) {
+	if cfg.EncryptionSecret == "" {
+		log.Warn("ENCRYPTION_SECRET is not set: encrypted client passwords cannot be checked")
+		return nil, nil
+	}
+	return credcrypt.New(cfg.EncryptionSecret, cfg.LegacyCrypto)
+}
+
+// handlers routes REGISTER to the registrar and OPTIONS to the membership
+// check-ins.
+func handlers(cfg *config.Config, be *backend, alerter alerts.Alerter, cipher *credcrypt.Cipher, m *metrics.Metrics, log *slog.Logger) *sipfront.Mux {
+	sec := cfg.Security
+	scanners := sec.ScannerAgents
 	if len(scanners) == 0 {
 		scanners = guard.DefaultScanners
 	}
-	sec := cfg.Security
 	regGuard := guard.New(guard.Config{
 		RatePerIP:     float64(sec.RatePerIP),
 		Burst:         sec.RateBurst,
@@ -109,20 +161,16 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		BanFor:        sec.BanFor,
 		Drop:          sec.Drop,
 		ScannerAgents: scanners,
-	}, st.bans(cfg.ClusterID), log)
+	}, be.bans, log)
 	nonces := nonce.New(sec.NonceSecret, sec.NonceTTL, 0)
 	switch {
 	case sec.NonceSecret == "":
 		log.Info("NONCE_SECRET is not set: nonces verify on this instance only")
-	case st.rdb != nil:
+	case be.claims != nil:
 		// Instances accept each other's nonces: a nonce count must be
 		// claimed cluster-wide, or a copy sent to another instance would
 		// pass while the original is at the webhook.
-		nonces.Share(redisstore.NewKV(st.rdb), cfg.ClusterID+":")
-	}
-	var lookups registrar.Directory = countingDirectory{dir, m}
-	if mysql != nil && cfg.DirectoryCacheTTL > 0 {
-		lookups = cached.New(lookups, cfg.DirectoryCacheTTL, 100_000).WithStale(cfg.DirectoryCacheStale)
+		nonces.Share(be.claims, cfg.ClusterID+":")
 	}
 	webhook := auth.NewWebhook(cfg.WebhookTimeout, cfg.HTTPUserAgent, alerter, log)
 	webhook.Observe = m.ObserveWebhook
@@ -133,153 +181,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MinExpires: sec.MinExpires,
 		Guard:      regGuard,
 		Algorithms: sec.DigestAlgorithms,
-		Store:      countingStore{store, m},
-		Directory:  lookups,
+		Store:      be.registrations,
+		Directory:  be.directory,
 		Webhook:    webhook,
-		Clients:    auth.NewClients(lookups, cipher, log),
+		Clients:    auth.NewClients(be.directory, cipher, log),
 		Alerter:    alerter,
 		Log:        log,
 		Hosting:    cfg.Hosting,
 		Observe:    observeRegister(m),
 	})
-
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
-	sets := openMembership(cfg, st, log)
-	mux.Handle("OPTIONS", options.New(sets, checkInTrusted(cfg), log))
-
-	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
-	cliServer := runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
-	outbound := newOutboundDeps(ctx, cfg, st, dir, log)
-	if outbound != nil {
-		outbound.alerter, outbound.cipher, outbound.cli, outbound.metrics = alerter, cipher, cliServer, m
-	} else {
-		log.Warn("outbound registration and gateway pings: no usable store or directory, not running")
-	}
-	bg.Go(func() { every(ctx, 30*time.Second, func() { pruneActiveUsers(ctx, store, m, log) }) })
-	bg.Go(func() { every(ctx, cfg.CheckExpires, func() { gaugeMembers(ctx, sets, m) }) })
-	if mysql != nil && !cfg.Drachtio.Enabled() {
-		keeper := sbcaddr.New(mysql.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
-		bg.Go(func() { keeper.Run(ctx, cfg.SBCKeepAlive) })
-	}
-
-	if cfg.Drachtio.Enabled() {
-		// Inside a jambonz SBC: drachtio-server owns the SIP port.
-		tlsConf, err := drachtioTLS(cfg.Drachtio)
-		if err != nil {
-			return err
-		}
-		var front *drachtiofront.Front
-		var keeper *sbcaddr.Keeper
-		var onSession func()
-		if mysql != nil {
-			// The public addresses are drachtio's hostports, known once
-			// connected and possibly different after a reconnect.
-			keeper = sbcaddr.NewFunc(mysql.Write(), func() []sbcaddr.Address { return drachtioPublic(front.PublicAddresses()) }, cfg.DeadSBC, log)
-			onSession = keeper.Kick
-		}
-		front, err = drachtiofront.New(drachtiofront.Options{
-			Addr:      net.JoinHostPort(cfg.Drachtio.Host, strconv.Itoa(cfg.Drachtio.Port)),
-			Secret:    cfg.Drachtio.Secret,
-			TLS:       tlsConf,
-			InNetwork: cfg.InNetwork,
-			OnSession: onSession,
-			Log:       log,
-		}, mux, mux.Methods())
-		if err != nil {
-			return err
-		}
-		if keeper != nil {
-			bg.Go(func() {
-				select {
-				case <-front.Ready():
-					keeper.Run(ctx, cfg.SBCKeepAlive)
-				case <-ctx.Done():
-				}
-			})
-		}
-		checks.Add("drachtio", func(context.Context) error {
-			if !front.Connected() {
-				return errors.New("not connected to drachtio-server")
-			}
-			return nil
-		})
-		if cfg.HTTPListen != "" {
-			stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
-			if err != nil {
-				return err
-			}
-			defer stopHTTP()
-		}
-		return serveWithOutbound(ctx, cfg, log, front, front, outbound)
-	}
-
-	var cert *native.Certificate
-	if cfg.SIPTLSCertFile != "" {
-		if cert, err = native.LoadCertificate(cfg.SIPTLSCertFile, cfg.SIPTLSKeyFile); err != nil {
-			return err
-		}
-		bg.Go(func() { reloadTLSOnSIGHUP(ctx, cert.Reload, log) })
-	}
-	var clientTLS *tls.Config
-	if cfg.SIPTLSCAFile != "" || cert != nil {
-		if clientTLS, err = native.ClientConfig(cfg.SIPTLSCAFile, cert); err != nil {
-			return fmt.Errorf("SIP_TLS_CA_FILE: %w", err)
-		}
-	}
-	front, err := native.New(native.Options{
-		Listen:        demoListen(cfg),
-		PublicAddress: cfg.SIPPublicAddress,
-		InNetwork:     cfg.InNetwork,
-		UserAgent:     "sbc-sip-sidecar/" + config.Version,
-		Log:           log,
-		TLS:           cert,
-		Limits: native.Limits{
-			MaxConnections:      cfg.SIPLimits.MaxConnections,
-			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,
-			HandshakeTimeout:    cfg.SIPLimits.HandshakeTimeout,
-			IdleTimeout:         cfg.SIPLimits.IdleTimeout,
-			MaxMessageSize:      cfg.SIPLimits.MaxMessageSize,
-			UDPStateTTL:         cfg.SIPLimits.UDPStateTTL,
-		},
-		ClientTLS: clientTLS,
-	}, mux, mux.Methods())
-	if err != nil {
-		return err
-	}
-	if err := front.Listen(ctx); err != nil {
-		return err
-	}
-	checks.Add("sip", func(context.Context) error {
-		if !front.Listening() {
-			return errors.New("not listening")
-		}
-		return nil
-	})
-	if cfg.HTTPListen != "" {
-		stopHTTP, err := serveHTTP(ctx, cfg.HTTPListen, cfg.PProf, m, checks, log)
-		if err != nil {
-			front.Close()
-			return err
-		}
-		defer stopHTTP()
-	}
-	client, err := front.NewClient(0)
-	if err != nil {
-		front.Close()
-		return err
-	}
-	return serveWithOutbound(ctx, cfg, log, front, client, outbound)
-}
-
-// alertWriter is what the parts writing alerts need.
-type alertWriter interface {
-	Alert(ctx context.Context, a alerts.Alert)
+	mux.Handle("OPTIONS", options.New(be.members, checkInTrusted(cfg), log))
+	return mux
 }
 
 // runCLI starts the runtime CLI socket server. A socket that cannot be
 // created is logged, not fatal: SIP service matters more than the CLI.
-func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
+func runCLI(j *jobs, path string, sets cli.FeatureServers, regs cli.Registrations, log *slog.Logger) *cli.Server {
 	srv := cli.NewServer(path, log)
 	cli.RegisterFeatureServers(srv, sets)
 	cli.RegisterRegistrations(srv, regs, time.Now)
@@ -291,27 +210,12 @@ func runCLI(ctx context.Context, bg *sync.WaitGroup, path string, sets cli.Featu
 		log.Error("cli: runtime CLI not available", "err", err)
 		return srv // commands may still be registered; nobody can call them
 	}
-	bg.Go(func() {
+	j.Go(func(ctx context.Context) {
 		if err := srv.Serve(ctx, ln); err != nil {
 			log.Error("cli: server stopped", "err", err)
 		}
 	})
 	return srv
-}
-
-// Membership is what the service needs of the feature/RTP server sets.
-type Membership interface {
-	options.Membership
-	cli.FeatureServers
-	Run(ctx context.Context, interval time.Duration)
-}
-
-// openMembership keeps the sets in Redis, or in process in standalone mode.
-func openMembership(cfg *config.Config, st storage, log *slog.Logger) Membership {
-	if st.rdb == nil {
-		return membership.NewMemory(cfg.ExpiresInterval, log)
-	}
-	return membership.New(st.rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
 }
 
 // checkInTrusted accepts feature/RTP server check-ins from the private
@@ -331,22 +235,8 @@ func checkInTrusted(cfg *config.Config) func(netip.Addr) bool {
 	}
 }
 
-// every runs fn each interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, fn func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
-
 // gaugeMembers feeds the feature/RTP server member gauges.
-func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
+func gaugeMembers(ctx context.Context, sets *membership.Sets, m *metrics.Metrics) {
 	for _, kind := range membership.Kinds {
 		if members, err := sets.Members(ctx, kind.Set()); err == nil {
 			m.SetMembers(kind, len(members))
@@ -357,10 +247,9 @@ func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
 // pruneActiveUsers removes expired members of active-user, as the original
 // does before counting; the count feeds the active-bindings gauge
 // (sbc.users.count in StatsD).
-func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
-	n, err := store.Count(ctx)
+func pruneActiveUsers(ctx context.Context, regs store.Registrations, m *metrics.Metrics, log *slog.Logger) {
+	n, err := regs.Count(ctx)
 	if err != nil {
-		m.BackendError(metrics.Redis)
 		log.Warn("store: pruning active-user failed", "err", err)
 		return
 	}

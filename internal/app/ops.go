@@ -50,19 +50,20 @@ func observeRegister(m *metrics.Metrics) func(*registrar.Registration, *sipfront
 }
 
 // serveHTTP serves /metrics, /health and /ready on addr (HTTP_LISTEN, or
-// HTTP_PORT on all interfaces) until ctx ends, and /debug/pprof/ when
-// withPProf (PPROF=1, for profiling under load) to loopback clients only.
-func serveHTTP(ctx context.Context, addr string, withPProf bool, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
+// HTTP_PORT on all interfaces), and /debug/pprof/ when withPProf (PPROF=1,
+// for profiling under load) to loopback clients only, until the returned
+// stop is called.
+func serveHTTP(j *jobs, addr string, withPProf bool, m *metrics.Metrics, checks *health.Registry, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http: listen on %s (HTTP_LISTEN/HTTP_PORT): %w", addr, err)
 	}
 	srv := &http.Server{Handler: httpMux(withPProf, m, checks), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second}
-	go func() {
+	j.Go(func(context.Context) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http: server stopped", "err", err)
 		}
-	}()
+	})
 	log.Info("http: serving /metrics /health /ready", "addr", ln.Addr().String(), "pprof", withPProf)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -121,63 +122,4 @@ func reloadTLSOnSIGHUP(ctx context.Context, reload func() error, log *slog.Logge
 			log.Info("tls: certificate reloaded")
 		}
 	}
-}
-
-// countingStore counts Redis failures of the registrar's store.
-type countingStore struct {
-	registrar.Store
-	m *metrics.Metrics
-}
-
-func (s countingStore) count(err error) error {
-	if err != nil && !errors.Is(err, context.Canceled) {
-		s.m.BackendError(metrics.Redis)
-	}
-	return err
-}
-
-func (s countingStore) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
-	b, err := s.Store.Binding(ctx, aor)
-	return b, s.count(err)
-}
-
-func (s countingStore) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	return s.count(s.Store.Bind(ctx, aor, b, ttl))
-}
-
-func (s countingStore) Unbind(ctx context.Context, aor string) error {
-	return s.count(s.Store.Unbind(ctx, aor))
-}
-
-func (s countingStore) CountRealm(ctx context.Context, realm string) (int, error) {
-	n, err := s.Store.CountRealm(ctx, realm)
-	return n, s.count(err)
-}
-
-// countingDirectory counts MySQL failures of the registrar's directory.
-type countingDirectory struct {
-	registrar.Directory
-	m *metrics.Metrics
-}
-
-func (d countingDirectory) count(err error) error {
-	if err != nil && !errors.Is(err, context.Canceled) {
-		d.m.BackendError(metrics.MySQL)
-	}
-	return err
-}
-
-func (d countingDirectory) AccountByRealm(ctx context.Context, realm string) (*registrar.Account, error) {
-	a, err := d.Directory.AccountByRealm(ctx, realm)
-	return a, d.count(err)
-}
-
-func (d countingDirectory) Capacities(ctx context.Context, accountSID string) (registrar.Capacities, error) {
-	c, err := d.Directory.Capacities(ctx, accountSID)
-	return c, d.count(err)
-}
-
-func (d countingDirectory) Client(ctx context.Context, accountSID, username string) (*registrar.Client, error) {
-	c, err := d.Directory.Client(ctx, accountSID, username)
-	return c, d.count(err)
 }

@@ -66,7 +66,9 @@ func TestHTTPMux_NoPProfWithoutPPROF(t *testing.T) {
 func TestServeHTTP_LoopbackClientGetsPProf(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	stop, err := serveHTTP(context.Background(), "127.0.0.1:0", true, metrics.New("test", nil), health.New(0), log)
+	j := newJobs(context.Background())
+	defer j.stop() // after stop: the server's goroutine is owned by the jobs
+	stop, err := serveHTTP(j, "127.0.0.1:0", true, metrics.New("test", nil), health.New(0), log)
 	if err != nil {
 		t.Fatal(err)
 	}

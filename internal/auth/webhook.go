@@ -30,7 +30,7 @@ const maxAnswer = 64 << 10
 type Webhook struct {
 	client    *http.Client
 	userAgent string
-	alerter   registrar.Alerter
+	alerter   alerts.Alerter
 	log       *slog.Logger
 	now       func() time.Time
 	// Observe, when set, is told each call's duration and HTTP status (0 on
@@ -42,7 +42,7 @@ type Webhook struct {
 
 // NewWebhook returns a webhook authenticator. timeout bounds each call;
 // userAgent (JAMBONES_HTTP_USER_AGENT_HEADER) is sent when not empty.
-func NewWebhook(timeout time.Duration, userAgent string, alerter registrar.Alerter, log *slog.Logger) *Webhook {
+func NewWebhook(timeout time.Duration, userAgent string, alerter alerts.Alerter, log *slog.Logger) *Webhook {
 	return &Webhook{
 		client: &http.Client{
 			Timeout: timeout,

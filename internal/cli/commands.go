@@ -144,7 +144,7 @@ func contains(list []string, s string) bool {
 type FeatureServers interface {
 	Drain(ctx context.Context, ip netip.Addr) ([]string, error)
 	Undrain(ctx context.Context, ip netip.Addr) (bool, error)
-	Members(ctx context.Context, set string) ([]string, error)
+	Members(ctx context.Context, set membership.Set) ([]string, error)
 }
 
 // ParseIP validates a feature server address given by an operator.

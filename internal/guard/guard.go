@@ -1,8 +1,8 @@
 // Package guard protects the registrar from the open internet: a per-IP
 // request rate limit, known scanner User-Agents, and temporary bans of
 // sources (and AoRs) after repeated authentication failures. Bans live in a
-// Bans implementation: Redis when configured, so that every instance of a
-// cluster agrees, in-process otherwise.
+// Bans implementation (store.Bans): in Redis when configured, so that every
+// instance of a cluster agrees, in a bounded in-process store otherwise.
 package guard
 
 import (
@@ -75,10 +75,11 @@ type Guard struct {
 	notBan   *generations[time.Time] // recent "not banned" answers, to spare a Redis round trip per request
 }
 
-// New returns a guard; bans may be nil (in-process bans).
+// New returns a guard; with nil bans it bans nobody (a registrar built
+// without a guard).
 func New(cfg Config, bans Bans, log *slog.Logger) *Guard {
 	if bans == nil {
-		bans = NewMemoryBans(100_000)
+		bans = noBans{}
 	}
 	for i, s := range cfg.ScannerAgents {
 		cfg.ScannerAgents[i] = strings.ToLower(s)
@@ -190,6 +191,13 @@ func (g *Guard) ban(ctx context.Context, key, why string, failures int) {
 	g.notBan.delete(key)
 	g.log.Warn("guard: banned", "key", key, "reason", why, "failures", failures, "ban_seconds", int(d.Seconds()))
 }
+
+// noBans keeps nothing.
+type noBans struct{}
+
+func (noBans) Banned(context.Context, string) (bool, error)                { return false, nil }
+func (noBans) Ban(context.Context, string, time.Duration) error            { return nil }
+func (noBans) Failure(context.Context, string, time.Duration) (int, error) { return 0, nil }
 
 // generations is a bounded map: entries not touched for two periods (or
 // pushed out when a generation fills up) are forgotten.

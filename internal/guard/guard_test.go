@@ -5,14 +5,44 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// mapBans is a Bans without expiry (store.Bans is tested in internal/store).
+type mapBans struct {
+	mu       sync.Mutex
+	banned   map[string]bool
+	failures map[string]int
+}
+
+func newBans() *mapBans { return &mapBans{banned: map[string]bool{}, failures: map[string]int{}} }
+
+func (m *mapBans) Banned(_ context.Context, key string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.banned[key], nil
+}
+
+func (m *mapBans) Ban(_ context.Context, key string, _ time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.banned[key] = true
+	return nil
+}
+
+func (m *mapBans) Failure(_ context.Context, key string, _ time.Duration) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failures[key]++
+	return m.failures[key], nil
+}
+
 func TestAdmit_ScannerUserAgents(t *testing.T) {
-	g := New(Config{ScannerAgents: DefaultScanners}, nil, quiet())
+	g := New(Config{ScannerAgents: DefaultScanners}, newBans(), quiet())
 	src := netip.MustParseAddr("198.51.100.1")
 	for _, tc := range []struct {
 		ua   string
@@ -31,7 +61,7 @@ func TestAdmit_ScannerUserAgents(t *testing.T) {
 }
 
 func TestAdmit_RateLimitPerIP(t *testing.T) {
-	g := New(Config{RatePerIP: 1, Burst: 3}, nil, quiet())
+	g := New(Config{RatePerIP: 1, Burst: 3}, newBans(), quiet())
 	a, b := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
@@ -48,7 +78,7 @@ func TestAdmit_RateLimitPerIP(t *testing.T) {
 }
 
 func TestAuthFailed_BansIPAfterLimit(t *testing.T) {
-	g := New(Config{FailuresPerIP: 3, FailuresAoR: 5, Window: time.Minute, BanFor: time.Minute}, nil, quiet())
+	g := New(Config{FailuresPerIP: 3, FailuresAoR: 5, Window: time.Minute, BanFor: time.Minute}, newBans(), quiet())
 	ctx := context.Background()
 	bad, good := netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("203.0.113.10")
 	for i := 0; i < 3; i++ {
@@ -74,38 +104,11 @@ func TestAuthFailed_BansIPAfterLimit(t *testing.T) {
 }
 
 func TestBlacklist_BansAtOnce(t *testing.T) {
-	g := New(Config{}, nil, quiet())
+	g := New(Config{}, newBans(), quiet())
 	src := netip.MustParseAddr("192.0.2.7")
 	g.Blacklist(context.Background(), src)
 	if v := g.Admit(context.Background(), src, ""); v != Banned {
 		t.Errorf("blacklisted source = %v, want Banned", v)
-	}
-}
-
-func TestMemoryBans_ExpireAndBounded(t *testing.T) {
-	now := time.Unix(1000, 0)
-	m := NewMemoryBans(2)
-	m.now = func() time.Time { return now }
-	ctx := context.Background()
-	_ = m.Ban(ctx, "a", time.Second)
-	_ = m.Ban(ctx, "b", time.Second)
-	_ = m.Ban(ctx, "c", time.Second) // full: not stored
-	if b, _ := m.Banned(ctx, "c"); b {
-		t.Error("ban stored beyond the limit")
-	}
-	now = now.Add(2 * time.Second)
-	if b, _ := m.Banned(ctx, "a"); b {
-		t.Error("ban did not expire")
-	}
-	if n, _ := m.Failure(ctx, "x", time.Second); n != 1 {
-		t.Errorf("first failure = %d", n)
-	}
-	if n, _ := m.Failure(ctx, "x", time.Second); n != 2 {
-		t.Errorf("second failure = %d", n)
-	}
-	now = now.Add(2 * time.Second)
-	if n, _ := m.Failure(ctx, "x", time.Second); n != 1 {
-		t.Errorf("failure after window = %d, want 1", n)
 	}
 }
 

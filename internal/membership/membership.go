@@ -10,6 +10,10 @@
 // set: it runs atomically inside Redis, so it can never remove a member
 // between another instance's check-in and its timestamp, and a member only
 // expires when no SBC at all has heard from it within the interval.
+//
+// In standalone mode (no Redis) the same keys live in an in-process
+// memstore, and the scripts are Go functions run atomically by its Tx: one
+// Sets type over two backends.
 package membership
 
 import (
@@ -17,21 +21,27 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 )
 
-// Names of the sets (without the cluster prefix).
+// Set names a membership set (without the cluster prefix).
+type Set string
+
+// The sets.
 const (
-	ActiveFS     = "active-fs"
-	FSServiceURL = "fs-service-url"
-	ActiveRTP    = "active-rtp"
-	DrainedFS    = "drained-fs"
+	ActiveFS     Set = "active-fs"
+	FSServiceURL Set = "fs-service-url"
+	ActiveRTP    Set = "active-rtp"
+	DrainedFS    Set = "drained-fs"
 )
+
+// expiring are the sets whose members are removed when silent.
+var expiring = []Set{ActiveFS, FSServiceURL, ActiveRTP}
 
 // Kind is a kind of member. Its value is the name the member count is published under: the
 // StatsD gauge of the original sidecar and the kind label of the members Prometheus gauge.
@@ -46,110 +56,105 @@ const (
 // Kinds lists every kind, in a fixed order.
 var Kinds = []Kind{FeatureServers, RTPServers}
 
-// Set is the set (without the cluster prefix) holding the members of kind k.
-func (k Kind) Set() string {
+// Set is the set holding the members of kind k.
+func (k Kind) Set() Set {
 	if k == RTPServers {
 		return ActiveRTP
 	}
 	return ActiveFS
 }
 
-// Sets is the Redis implementation.
+// backend runs the atomic steps on the sets' keys: Lua scripts and
+// transactions in Redis, Tx functions in a memstore. Members come sorted.
+type backend interface {
+	// add adds member to key, stamps it in lastSeenKey(key) and returns the size.
+	add(ctx context.Context, key, member string, nowMs int64) (int64, error)
+	// remove removes member and its stamp and returns the size.
+	remove(ctx context.Context, key, member string) (int64, error)
+	members(ctx context.Context, key string) ([]string, error)
+	isMember(ctx context.Context, key, member string) (bool, error)
+	// drain adds ip to drainedKey and removes the ip:port members of fsKey.
+	drain(ctx context.Context, drainedKey, fsKey, ip string) ([]string, error)
+	// undrain removes ip from drainedKey; it reports whether it was there.
+	undrain(ctx context.Context, drainedKey, ip string) (bool, error)
+	// sweep removes the members of key stamped before nowMs - expiresMs,
+	// stamps unstamped ones with nowMs and drops stamps without a member.
+	sweep(ctx context.Context, key string, nowMs, expiresMs int64) ([]string, error)
+}
+
+// Sets are the membership sets of one cluster.
 type Sets struct {
-	rdb     redis.UniversalClient
+	b       backend
 	cluster string
 	expires time.Duration
 	now     func() time.Time
 	log     *slog.Logger
 }
 
-// New returns the sets of cluster (JAMBONES_CLUSTER_ID); members not heard
-// from within expires are removed by Sweep.
+// New returns the sets of cluster (JAMBONES_CLUSTER_ID) in Redis; members
+// not heard from within expires are removed by Sweep.
 func New(rdb redis.UniversalClient, cluster string, expires time.Duration, log *slog.Logger) *Sets {
+	return newSets(redisSets{rdb}, cluster, expires, log)
+}
+
+// NewEmbedded returns the sets kept in an in-process store (standalone mode).
+func NewEmbedded(kv *memstore.Store, cluster string, expires time.Duration, log *slog.Logger) *Sets {
+	return newSets(memSets{kv}, cluster, expires, log)
+}
+
+func newSets(b backend, cluster string, expires time.Duration, log *slog.Logger) *Sets {
 	if cluster == "" {
 		cluster = "default"
 	}
-	return &Sets{rdb: rdb, cluster: cluster, expires: expires, now: time.Now, log: log}
+	return &Sets{b: b, cluster: cluster, expires: expires, now: time.Now, log: log}
 }
 
-// Key returns the Redis key of a set name.
-func (s *Sets) Key(set string) string { return s.cluster + ":" + set }
+// Key returns the key of a set.
+func (s *Sets) Key(set Set) string { return s.cluster + ":" + string(set) }
 
 func lastSeenKey(setKey string) string { return setKey + ":lastseen" }
 
 // Add records a check-in of member in set and returns the set's size.
-func (s *Sets) Add(ctx context.Context, set, member string) (int64, error) {
-	key := s.Key(set)
-	var card *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, key, member)
-		p.HSet(ctx, lastSeenKey(key), member, s.now().UnixMilli())
-		card = p.SCard(ctx, key)
-		return nil
-	})
+func (s *Sets) Add(ctx context.Context, set Set, member string) (int64, error) {
+	n, err := s.b.add(ctx, s.Key(set), member, s.now().UnixMilli())
 	if err != nil {
-		return 0, fmt.Errorf("membership: add %s to %s: %w", member, key, err)
+		return 0, fmt.Errorf("membership: add %s to %s: %w", member, s.Key(set), err)
 	}
-	return card.Val(), nil
+	return n, nil
 }
 
 // Remove removes member from set and returns the set's size.
-func (s *Sets) Remove(ctx context.Context, set, member string) (int64, error) {
-	key := s.Key(set)
-	var card *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, key, member)
-		p.HDel(ctx, lastSeenKey(key), member)
-		card = p.SCard(ctx, key)
-		return nil
-	})
+func (s *Sets) Remove(ctx context.Context, set Set, member string) (int64, error) {
+	n, err := s.b.remove(ctx, s.Key(set), member)
 	if err != nil {
-		return 0, fmt.Errorf("membership: remove %s from %s: %w", member, key, err)
+		return 0, fmt.Errorf("membership: remove %s from %s: %w", member, s.Key(set), err)
 	}
-	return card.Val(), nil
+	return n, nil
 }
 
 // Members returns the sorted members of set.
-func (s *Sets) Members(ctx context.Context, set string) ([]string, error) {
-	m, err := s.rdb.SMembers(ctx, s.Key(set)).Result()
+func (s *Sets) Members(ctx context.Context, set Set) ([]string, error) {
+	m, err := s.b.members(ctx, s.Key(set))
 	if err != nil {
 		return nil, fmt.Errorf("membership: members of %s: %w", s.Key(set), err)
 	}
-	sort.Strings(m)
 	return m, nil
 }
 
 // IsDrained reports whether the feature server ip is drained.
 func (s *Sets) IsDrained(ctx context.Context, ip string) (bool, error) {
-	ok, err := s.rdb.SIsMember(ctx, s.Key(DrainedFS), ip).Result()
+	ok, err := s.b.isMember(ctx, s.Key(DrainedFS), ip)
 	if err != nil {
 		return false, fmt.Errorf("membership: drained check of %s: %w", ip, err)
 	}
 	return ok, nil
 }
 
-// drainScript adds ARGV[1] to the drain list and removes its `ip:port`
-// members from active-fs at once, so no new call is routed to it even
-// before its next check-in.
-var drainScript = redis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local prefix = ARGV[1] .. ':'
-local removed = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if string.sub(m, 1, #prefix) == prefix and string.match(string.sub(m, #prefix + 1), '^%d+$') then
-    redis.call('SREM', KEYS[2], m)
-    redis.call('HDEL', KEYS[3], m)
-    table.insert(removed, m)
-  end
-end
-return removed
-`)
-
 // Drain adds ip to the drain list and removes its current active-fs
-// members; it returns the members removed.
+// members at once, so no new call is routed to it even before its next
+// check-in; it returns the members removed.
 func (s *Sets) Drain(ctx context.Context, ip netip.Addr) ([]string, error) {
-	fs := s.Key(ActiveFS)
-	res, err := drainScript.Run(ctx, s.rdb, []string{s.Key(DrainedFS), fs, lastSeenKey(fs)}, ip.String()).StringSlice()
+	res, err := s.b.drain(ctx, s.Key(DrainedFS), s.Key(ActiveFS), ip.String())
 	if err != nil {
 		return nil, fmt.Errorf("membership: drain %s: %w", ip, err)
 	}
@@ -158,49 +163,23 @@ func (s *Sets) Drain(ctx context.Context, ip netip.Addr) ([]string, error) {
 
 // Undrain removes ip from the drain list; it reports whether it was there.
 func (s *Sets) Undrain(ctx context.Context, ip netip.Addr) (bool, error) {
-	n, err := s.rdb.SRem(ctx, s.Key(DrainedFS), ip.String()).Result()
+	ok, err := s.b.undrain(ctx, s.Key(DrainedFS), ip.String())
 	if err != nil {
 		return false, fmt.Errorf("membership: undrain %s: %w", ip, err)
 	}
-	return n > 0, nil
+	return ok, nil
 }
 
-// sweepScript removes the members of KEYS[1] whose last check-in
-// (KEYS[2][member]) is older than ARGV[1] - ARGV[2]. A member without a
-// timestamp (left by an instance that is gone, or added by an older
-// sidecar) gets ARGV[1], so it is watched from now on. Timestamps without a
-// member are dropped.
-var sweepScript = redis.NewScript(`
-local now = tonumber(ARGV[1])
-local limit = now - tonumber(ARGV[2])
-local removed = {}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local seen = tonumber(redis.call('HGET', KEYS[2], m))
-  if not seen then
-    redis.call('HSET', KEYS[2], m, ARGV[1])
-  elseif seen < limit then
-    redis.call('SREM', KEYS[1], m)
-    redis.call('HDEL', KEYS[2], m)
-    table.insert(removed, m)
-  end
-end
-for _, m in ipairs(redis.call('HKEYS', KEYS[2])) do
-  if redis.call('SISMEMBER', KEYS[1], m) == 0 then
-    redis.call('HDEL', KEYS[2], m)
-  end
-end
-return removed
-`)
-
 // Sweep removes the members not heard from within the expiry interval and
-// returns them per set key.
+// returns them per set key. A member without a timestamp (left by an
+// instance that is gone, or added by an older sidecar) is watched from now
+// on.
 func (s *Sets) Sweep(ctx context.Context) (map[string][]string, error) {
 	out := map[string][]string{}
-	now := strconv.FormatInt(s.now().UnixMilli(), 10)
-	ms := strconv.FormatInt(s.expires.Milliseconds(), 10)
-	for _, set := range []string{ActiveFS, FSServiceURL, ActiveRTP} {
+	now := s.now().UnixMilli()
+	for _, set := range expiring {
 		key := s.Key(set)
-		removed, err := sweepScript.Run(ctx, s.rdb, []string{key, lastSeenKey(key)}, now, ms).StringSlice()
+		removed, err := s.b.sweep(ctx, key, now, s.expires.Milliseconds())
 		if err != nil {
 			return out, fmt.Errorf("membership: sweep %s: %w", key, err)
 		}
@@ -230,4 +209,17 @@ func (s *Sets) Run(ctx context.Context, interval time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// isPort reports whether s is a decimal port number (of an ip:port member).
+func isPort(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -18,8 +18,8 @@ import (
 // Membership is what the handler needs from the membership sets; the set
 // names are those of package membership.
 type Membership interface {
-	Add(ctx context.Context, set, member string) (int64, error)
-	Remove(ctx context.Context, set, member string) (int64, error)
+	Add(ctx context.Context, set membership.Set, member string) (int64, error)
+	Remove(ctx context.Context, set membership.Set, member string) (int64, error)
 	IsDrained(ctx context.Context, ip string) (bool, error)
 }
 
@@ -43,7 +43,7 @@ func New(sets Membership, trusted func(netip.Addr) bool, log *slog.Logger) *Hand
 
 // checkIn is what an internal server announces.
 type checkIn struct {
-	set        string // membership.ActiveFS or ActiveRTP
+	set        membership.Set // ActiveFS or ActiveRTP
 	member     string
 	open       bool
 	serviceURL string

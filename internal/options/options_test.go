@@ -15,6 +15,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
@@ -122,7 +123,11 @@ func TestServeSIP_RedisFailureAnswers503(t *testing.T) {
 }
 
 func TestOptions_CheckInFromUntrustedSourceIgnored(t *testing.T) {
-	sets := membership.NewMemory(time.Minute, quiet())
+	kv, err := memstore.Open(memstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := membership.NewEmbedded(kv, "default", time.Minute, quiet())
 	private := netip.MustParsePrefix("10.0.0.0/8")
 	h := New(sets, private.Contains, quiet())
 	for _, tc := range []struct {

@@ -54,11 +54,6 @@ type Blacklist interface {
 	Del(ctx context.Context, keys ...string) (int, error)
 }
 
-// Alerter writes operator alerts.
-type Alerter interface {
-	Alert(ctx context.Context, a alerts.Alert)
-}
-
 // Options tune the pinger.
 type Options struct {
 	Every  time.Duration // SEND_OPTIONS_PING_INTERVAL
@@ -78,13 +73,13 @@ type Pinger struct {
 	gws    Gateways
 	kv     Blacklist
 	client sipfront.Client
-	alert  Alerter
+	alert  alerts.Alerter
 	opts   Options
 	log    *slog.Logger
 }
 
 // New builds a Pinger.
-func New(gws Gateways, kv Blacklist, client sipfront.Client, alert Alerter, opts Options, log *slog.Logger) *Pinger {
+func New(gws Gateways, kv Blacklist, client sipfront.Client, alert alerts.Alerter, opts Options, log *slog.Logger) *Pinger {
 	if opts.Every <= 0 {
 		opts.Every = time.Minute
 	}

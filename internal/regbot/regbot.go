@@ -82,11 +82,6 @@ type KV interface {
 	HGetAll(ctx context.Context, key string) (map[string]string, error)
 }
 
-// Alerter writes operator alerts.
-type Alerter interface {
-	Alert(ctx context.Context, a alerts.Alert)
-}
-
 // Decrypter decrypts stored carrier passwords (credcrypt.Cipher).
 type Decrypter interface {
 	Decrypt(v string) (string, error)
@@ -103,7 +98,7 @@ type Deps struct {
 	Store    KV
 	Carriers Carriers
 	Client   sipfront.Client
-	Alerter  Alerter
+	Alerter  alerts.Alerter
 	// Cipher decrypts encrypted passwords; nil leaves them as stored.
 	Cipher Decrypter
 	// PublicAddress returns ip:port of this SBC for a transport (Contact

@@ -7,7 +7,7 @@
 //
 // Each stage either answers or passes the typed Registration on. The chain
 // knows nothing of how SIP arrived (sipfront) or where data lives: it consumes
-// the Store, Directory, Authenticator and Alerter interfaces declared here.
+// the Store, Directory and Authenticator interfaces declared here and alerts.Alerter.
 package registrar
 
 import (
@@ -155,11 +155,6 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req AuthRequest) (Grant, error)
 }
 
-// Alerter records operator alerts; it must not block.
-type Alerter interface {
-	Alert(ctx context.Context, a alerts.Alert)
-}
-
 // Nonces issues and checks digest nonces.
 type Nonces interface {
 	Issue() string
@@ -246,7 +241,7 @@ type Deps struct {
 	// those without.
 	Webhook Authenticator
 	Clients Authenticator
-	Alerter Alerter
+	Alerter alerts.Alerter
 	// Nonces defaults to a per-process issuer with a 300 s lifetime.
 	Nonces Nonces
 	// Guard defaults to one that admits everything.

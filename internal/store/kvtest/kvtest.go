@@ -1,5 +1,5 @@
-// Package kvtest is the contract test suite of the key-value operations
-// outbound registration (regbot) and gateway pings (pinger) need, run
+// Package kvtest is the contract test suite of store.KV, the key-value
+// operations of regbot, the gateway pinger, nonce claims and bans, run
 // against Redis (redisstore.KV) and the embedded store (memstore.Store) so
 // that standalone mode behaves like a cluster.
 package kvtest
@@ -9,19 +9,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/pinger"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
-// KV is what regbot and the pinger use, plus what the suite reads back.
-type KV interface {
-	regbot.KV
-	pinger.Blacklist
-	Exists(ctx context.Context, keys ...string) (int, error)
-	Get(ctx context.Context, key string) (string, bool, error)
-	TTL(ctx context.Context, key string) (time.Duration, error)
-	HGetAll(ctx context.Context, key string) (map[string]string, error)
-}
+// KV is the interface under test; regbot, the pinger, nonce claims and
+// bans use subsets of it.
+type KV = store.KV
+
+// The consumers' subsets, checked at compile time.
+var (
+	_ regbot.KV          = KV(nil)
+	_ pinger.Blacklist   = KV(nil)
+	_ nonce.SharedClaims = KV(nil)
+	_ store.BanKV        = KV(nil)
+)
 
 // Open returns a store for one test. The suite's keys are unique per test,
 // so a shared Redis needs no flush.
@@ -123,6 +127,25 @@ func Run(t *testing.T, open Open) {
 			if err := kv.HDel(ctx, key+":never", "c1"); err != nil {
 				t.Fatalf("HDel of an absent key: %v", err)
 			}
+		}},
+		{"SetReplacesValueAndTTL", func(t *testing.T, kv KV, key string) {
+			mustSetNX(t, kv, key, "a", time.Hour)
+			if err := kv.Set(ctx, key, "b", time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			wantValue(t, kv, key, "b")
+			wantTTL(t, kv, key, time.Minute)
+		}},
+		{"IncrWithinCountsInTheFirstWindow", func(t *testing.T, kv KV, key string) {
+			for want := 1; want <= 3; want++ {
+				if n, err := kv.IncrWithin(ctx, key, time.Minute); n != want || err != nil {
+					t.Fatalf("IncrWithin = %d, %v; want %d", n, err, want)
+				}
+			}
+			if _, err := kv.IncrWithin(ctx, key, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			wantTTL(t, kv, key, time.Minute) // the window starts with the first count
 		}},
 		{"DelCountsExistingKeys", func(t *testing.T, kv KV, key string) {
 			mustSetNX(t, kv, key+":a", "1", time.Minute)

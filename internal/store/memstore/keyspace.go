@@ -3,6 +3,8 @@ package memstore
 import (
 	"sort"
 	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
 // kind is the Redis type a key holds.
@@ -27,14 +29,30 @@ type entry struct {
 
 func (e *entry) expired(nowMs int64) bool { return e.ExpireAt != 0 && e.ExpireAt <= nowMs }
 
+// newEntry returns an empty value of kind k.
+func newEntry(k kind) *entry {
+	e := &entry{Kind: k}
+	switch k {
+	case kindSet:
+		e.Set = map[string]bool{}
+	case kindZSet:
+		e.ZSet = map[string]float64{}
+	case kindHash:
+		e.Hash = map[string]string{}
+	}
+	return e
+}
+
 // keyspace is a tiny subset of Redis semantics over plain maps. Callers
 // hold the Store's mutex. Expired keys are invisible at once and removed
 // lazily on access and by sweep, as Redis does.
 type keyspace struct {
 	keys map[string]*entry
+	// max bounds the number of keys (0: unbounded); see Options.MaxKeys.
+	max int
 }
 
-func newKeyspace() *keyspace { return &keyspace{keys: map[string]*entry{}} }
+func newKeyspace(max int) *keyspace { return &keyspace{keys: map[string]*entry{}, max: max} }
 
 // lookup returns the live entry of key, nil when absent or expired.
 func (k *keyspace) lookup(key string, nowMs int64) *entry {
@@ -49,27 +67,31 @@ func (k *keyspace) lookup(key string, nowMs int64) *entry {
 	return e
 }
 
-// ofKind returns the live entry of key if it holds kind, creating it when
-// create is set. A key of another kind yields (nil, false), like WRONGTYPE.
-func (k *keyspace) ofKind(key string, want kind, nowMs int64, create bool) (*entry, bool) {
-	e := k.lookup(key, nowMs)
-	if e == nil {
-		if !create {
-			return nil, true
+// put stores e under key. A new key in a full keyspace is refused with
+// store.ErrFull once expired keys are swept.
+func (k *keyspace) put(key string, e *entry, nowMs int64) error {
+	if _, ok := k.keys[key]; !ok && k.max > 0 && len(k.keys) >= k.max {
+		if k.sweep(nowMs); len(k.keys) >= k.max {
+			return store.ErrFull
 		}
-		e = &entry{Kind: want}
-		switch want {
-		case kindSet:
-			e.Set = map[string]bool{}
-		case kindZSet:
-			e.ZSet = map[string]float64{}
-		case kindHash:
-			e.Hash = map[string]string{}
-		}
-		k.keys[key] = e
-		return e, true
 	}
-	return e, e.Kind == want
+	k.keys[key] = e
+	return nil
+}
+
+// ofKind returns the live entry of key if it holds kind, creating it when
+// create is set. A key of another kind yields ErrWrongType, as Redis'
+// WRONGTYPE; an absent key without create yields (nil, nil).
+func (k *keyspace) ofKind(key string, want kind, nowMs int64, create bool) (*entry, error) {
+	e := k.lookup(key, nowMs)
+	switch {
+	case e != nil && e.Kind != want:
+		return nil, ErrWrongType
+	case e != nil || !create:
+		return e, nil
+	}
+	e = newEntry(want)
+	return e, k.put(key, e, nowMs)
 }
 
 // dropIfEmpty removes collection keys that became empty, as Redis does.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/storetest"
 )
@@ -177,30 +178,62 @@ func TestPrimitives_RedisSemantics(t *testing.T) {
 		t.Fatalf("TTL of an absent key = %v, want -2", ttl)
 	}
 
-	// Sets (OPTIONS membership).
-	if n, _ := s.SAdd(ctx, "default:active-fs", "10.0.0.1:5060", "10.0.0.2:5060", "10.0.0.1:5060"); n != 2 {
-		t.Fatalf("SAdd added %d, want 2", n)
-	}
-	if n, _ := s.SRem(ctx, "default:active-fs", "10.0.0.1:5060", "absent"); n != 1 {
-		t.Fatalf("SRem removed %d, want 1", n)
-	}
-	if m, _ := s.SMembers(ctx, "default:active-fs"); len(m) != 1 || m[0] != "10.0.0.2:5060" {
-		t.Fatalf("SMembers = %v", m)
+	// Sets (OPTIONS membership), in one atomic step.
+	err := s.Update(func(tx *memstore.Tx) error {
+		if n, _ := tx.SAdd("default:active-fs", "10.0.0.1:5060", "10.0.0.2:5060", "10.0.0.1:5060"); n != 2 {
+			t.Errorf("SAdd added %d, want 2", n)
+		}
+		if n, _ := tx.SRem("default:active-fs", "10.0.0.1:5060", "absent"); n != 1 {
+			t.Errorf("SRem removed %d, want 1", n)
+		}
+		if m, _ := tx.SMembers("default:active-fs"); len(m) != 1 || m[0] != "10.0.0.2:5060" {
+			t.Errorf("SMembers = %v", m)
+		}
+		// Wrong kind, as Redis' WRONGTYPE.
+		_ = tx.Set("plain", "v", 0)
+		_, err := tx.SAdd("plain", "x")
+		return err
+	})
+	if !errors.Is(err, memstore.ErrWrongType) {
+		t.Fatalf("SAdd on a string = %v, want ErrWrongType", err)
 	}
 
 	// A hash with a key TTL (eph-gw-ip).
-	_ = s.HSet(ctx, "eph-gw-ip:192.0.2.9", map[string]string{"carrier": "123"})
-	_, _ = s.Expire(ctx, "eph-gw-ip:192.0.2.9", 7200*time.Second)
+	_ = s.HSetTTL(ctx, "eph-gw-ip:192.0.2.9", map[string]string{"carrier": "123"}, 7200*time.Second)
 	if h, _ := s.HGetAll(ctx, "eph-gw-ip:192.0.2.9"); h["carrier"] != "123" {
 		t.Fatalf("HGetAll = %v", h)
 	}
-
-	// Wrong kind, as Redis' WRONGTYPE.
-	_ = s.Set(ctx, "plain", "v", 0)
-	if _, err := s.SAdd(ctx, "plain", "x"); !errors.Is(err, memstore.ErrWrongType) {
-		t.Fatalf("SAdd on a string = %v, want ErrWrongType", err)
+	if n, _ := s.IncrWithin(ctx, "default:authfail:ip:192.0.2.1", time.Minute); n != 1 {
+		t.Fatalf("IncrWithin of a new counter = %d, want 1", n)
+	}
+	if n, _ := s.IncrWithin(ctx, "default:authfail:ip:192.0.2.1", time.Hour); n != 2 {
+		t.Fatalf("IncrWithin = %d, want 2", n)
+	}
+	if ttl, _ := s.TTL(ctx, "default:authfail:ip:192.0.2.1"); ttl != time.Minute {
+		t.Fatalf("TTL of a counter = %v, want the first window (1m)", ttl)
 	}
 	if n, _ := s.Del(ctx, "plain", "absent"); n != 1 {
 		t.Fatalf("Del = %d, want 1", n)
+	}
+}
+
+func TestMaxKeys_RefusesNewKeysWhenFullOfLiveOnes(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	s, err := memstore.Open(memstore.Options{Now: c.now, MaxKeys: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Set(ctx, "a", "1", time.Second)
+	_ = s.Set(ctx, "b", "1", time.Minute)
+	if err := s.Set(ctx, "c", "1", time.Second); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("third key = %v, want store.ErrFull", err)
+	}
+	if err := s.Set(ctx, "b", "2", time.Minute); err != nil {
+		t.Fatalf("replacing a key when full: %v", err)
+	}
+	c.t = c.t.Add(2 * time.Second) // a expired: its room is free again
+	if err := s.Set(ctx, "c", "1", time.Second); err != nil {
+		t.Fatalf("new key after one expired: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
@@ -37,10 +38,10 @@ func BenchmarkCountRealm(b *testing.B) {
 			if i < 10 {
 				realm = "counted.example.com"
 			}
-			key := UserKey("u" + strconv.Itoa(i) + "@" + realm)
+			key := store.UserKey("u" + strconv.Itoa(i) + "@" + realm)
 			z := redis.Z{Score: expiry, Member: key}
-			p.ZAdd(ctx, ActiveUsers, z)
-			p.ZAdd(ctx, RealmKey(realm), z)
+			p.ZAdd(ctx, store.ActiveUsers, z)
+			p.ZAdd(ctx, store.RealmKey(realm), z)
 			if i%5000 == 4999 {
 				if _, err := p.Exec(ctx); err != nil {
 					b.Fatal(err)
@@ -72,7 +73,7 @@ func zscanCount(ctx context.Context, b *testing.B, rdb *redis.Client, realm stri
 	var cursor uint64
 	count := 0
 	for {
-		keys, next, err := rdb.ZScan(ctx, ActiveUsers, cursor, "*"+realm, 1000).Result()
+		keys, next, err := rdb.ZScan(ctx, store.ActiveUsers, cursor, "*"+realm, 1000).Result()
 		if err != nil {
 			b.Fatal(err)
 		}

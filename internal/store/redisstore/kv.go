@@ -7,15 +7,19 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
-// KV is the handful of key-value operations outbound registration (regbot:
-// leader token, ephemeral gateways) and gateway pings (blacklist) need,
-// over Redis. memstore.Store offers the same methods for standalone mode;
-// internal/store/kvtest keeps the two in step.
+// KV is store.KV over Redis: the key-value operations of outbound
+// registration (regbot: leader token, ephemeral gateways), gateway pings
+// (blacklist), nonce claims and bans. memstore.Store offers the same
+// methods for standalone mode; internal/store/kvtest keeps the two in step.
 type KV struct {
 	rdb redis.UniversalClient
 }
+
+var _ store.KV = (*KV)(nil)
 
 // NewKV returns the key-value operations on rdb.
 func NewKV(rdb redis.UniversalClient) *KV { return &KV{rdb: rdb} }
@@ -28,6 +32,29 @@ func (k *KV) SetNX(ctx context.Context, key, value string, ttl time.Duration) (b
 		return false, fmt.Errorf("redis: set nx %s: %w", key, err)
 	}
 	return ok, nil
+}
+
+// Set stores a string value with an optional TTL.
+func (k *KV) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	if err := k.rdb.Set(ctx, key, value, ttl).Err(); err != nil {
+		return fmt.Errorf("redis: set %s: %w", key, err)
+	}
+	return nil
+}
+
+// IncrWithin increments a counter that expires window after its first
+// increment (INCR and EXPIRE NX in one transaction).
+func (k *KV) IncrWithin(ctx context.Context, key string, window time.Duration) (int, error) {
+	var incr *redis.IntCmd
+	_, err := k.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		incr = p.Incr(ctx, key)
+		p.ExpireNX(ctx, key, window)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("redis: incr %s: %w", key, err)
+	}
+	return int(incr.Val()), nil
 }
 
 // expireIfEqual extends the TTL only while the key still holds the value,

@@ -14,22 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
-
-// ActiveUsers is the cluster-wide sorted set of registered users.
-const ActiveUsers = "active-user"
-
-// UserKey returns the key of an AoR's binding.
-func UserKey(aor string) string { return "user:" + aor }
-
-// RealmKey returns the key of a realm's index.
-func RealmKey(realm string) string { return "active-user-realm:" + strings.ToLower(realm) }
 
 // Store is the Redis registration store.
 type Store struct {
@@ -37,21 +28,23 @@ type Store struct {
 	now func() time.Time
 }
 
+var _ store.Registrations = (*Store)(nil)
+
 // New returns a store on rdb.
 func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, now: time.Now} }
 
 // Binding implements registrar.Store.
 func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
-	raw, err := s.rdb.Get(ctx, UserKey(aor)).Bytes()
+	raw, err := s.rdb.Get(ctx, store.UserKey(aor)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get %s: %w", UserKey(aor), err)
+		return nil, fmt.Errorf("redisstore: get %s: %w", store.UserKey(aor), err)
 	}
 	var b registrar.Binding
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", UserKey(aor), err)
+		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
 	}
 	return &b, nil
 }
@@ -71,12 +64,12 @@ func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl t
 	if err != nil {
 		return fmt.Errorf("redisstore: encoding binding: %w", err)
 	}
-	key := UserKey(aor)
+	key := store.UserKey(aor)
 	member := redis.Z{Score: float64(b.ExpiryTime), Member: key}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, key, payload, ttl)
-		p.ZAdd(ctx, ActiveUsers, member)
-		addToRealm.Eval(ctx, p, []string{RealmKey(realmOf(aor))}, b.ExpiryTime, key)
+		p.ZAdd(ctx, store.ActiveUsers, member)
+		addToRealm.Eval(ctx, p, []string{store.RealmKey(store.RealmOf(aor))}, b.ExpiryTime, key)
 		return nil
 	})
 	if err != nil {
@@ -87,11 +80,11 @@ func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl t
 
 // Unbind implements registrar.Store.
 func (s *Store) Unbind(ctx context.Context, aor string) error {
-	key := UserKey(aor)
+	key := store.UserKey(aor)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, key)
-		p.ZRem(ctx, ActiveUsers, key)
-		p.ZRem(ctx, RealmKey(realmOf(aor)), key)
+		p.ZRem(ctx, store.ActiveUsers, key)
+		p.ZRem(ctx, store.RealmKey(store.RealmOf(aor)), key)
 		return nil
 	})
 	if err != nil {
@@ -102,7 +95,15 @@ func (s *Store) Unbind(ctx context.Context, aor string) error {
 
 // CountRealm implements registrar.Store: expired members are pruned first.
 func (s *Store) CountRealm(ctx context.Context, realm string) (int, error) {
-	key := RealmKey(realm)
+	return s.pruneAndCount(ctx, store.RealmKey(realm))
+}
+
+// Count prunes expired members of active-user and returns how many remain.
+func (s *Store) Count(ctx context.Context) (int, error) {
+	return s.pruneAndCount(ctx, store.ActiveUsers)
+}
+
+func (s *Store) pruneAndCount(ctx context.Context, key string) (int, error) {
 	var card *redis.IntCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRemRangeByScore(ctx, key, "0", s.nowMillis())
@@ -115,25 +116,11 @@ func (s *Store) CountRealm(ctx context.Context, realm string) (int, error) {
 	return int(card.Val()), nil
 }
 
-// Count prunes expired members of active-user and returns how many remain.
-func (s *Store) Count(ctx context.Context) (int, error) {
-	var card *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRemRangeByScore(ctx, ActiveUsers, "0", s.nowMillis())
-		card = p.ZCard(ctx, ActiveUsers)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("redisstore: count %s: %w", ActiveUsers, err)
-	}
-	return int(card.Val()), nil
-}
-
 // List returns the unexpired bindings, optionally of one realm.
 func (s *Store) List(ctx context.Context, realm string) (map[string]registrar.Binding, error) {
-	set := ActiveUsers
+	set := store.ActiveUsers
 	if realm != "" {
-		set = RealmKey(realm)
+		set = store.RealmKey(realm)
 	}
 	keys, err := s.rdb.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: s.nowMillis(), Max: "+inf"}).Result()
 	if err != nil {
@@ -141,7 +128,7 @@ func (s *Store) List(ctx context.Context, realm string) (map[string]registrar.Bi
 	}
 	out := map[string]registrar.Binding{}
 	for _, k := range keys {
-		aor := strings.TrimPrefix(k, "user:")
+		aor := store.AoROf(k)
 		b, err := s.Binding(ctx, aor)
 		if err != nil {
 			return nil, err
@@ -154,10 +141,3 @@ func (s *Store) List(ctx context.Context, realm string) (map[string]registrar.Bi
 }
 
 func (s *Store) nowMillis() string { return strconv.FormatInt(s.now().UnixMilli(), 10) }
-
-func realmOf(aor string) string {
-	if i := strings.LastIndexByte(aor, '@'); i >= 0 {
-		return aor[i+1:]
-	}
-	return aor
-}

@@ -10,16 +10,11 @@ import (
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
-// Store is what the registrar and the runtime CLI need of a store.
-type Store interface {
-	registrar.Store
-	// Count prunes expired members of active-user and returns how many remain.
-	Count(ctx context.Context) (int, error)
-	// List returns the unexpired bindings by AoR, of one realm when realm != "".
-	List(ctx context.Context, realm string) (map[string]registrar.Binding, error)
-}
+// Store is the interface under test.
+type Store = store.Registrations
 
 // KeyTTL reads a key's remaining lifetime (-1 without expiry, -2 absent).
 type KeyTTL interface {
