@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		bg.Go(func() { st.health.Run(ctx) })
 	}
 	store := st.Store
+	regEvents := openEvents(ctx, &bg, cfg, st, m, log)
 	dir, dirHealth, closeDir, err := openDirectory(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -139,6 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Log:        log,
 		Hosting:    cfg.Hosting,
 		Observe:    observeRegister(m),
+		Events:     regEvents.publisher(),
 	})
 
 	mux := sipfront.NewMux()
@@ -148,13 +150,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	bg.Go(func() { sets.Run(ctx, cfg.CheckExpires) })
 	cliServer := runCLI(ctx, &bg, cfg.SocketPath, sets, store, log)
+	cli.RegisterEvents(cliServer, regEvents.stream())
 	outbound := newOutboundDeps(ctx, cfg, st, dir, log)
 	if outbound != nil {
 		outbound.alerter, outbound.cipher, outbound.cli, outbound.metrics = alerter, cipher, cliServer, m
 	} else {
 		log.Warn("outbound registration and gateway pings: no usable store or directory, not running")
 	}
-	bg.Go(func() { every(ctx, 30*time.Second, func() { pruneActiveUsers(ctx, store, m, log) }) })
+	bg.Go(func() { every(ctx, 30*time.Second, func() { pruneActiveUsers(ctx, regEvents.counter(store), m, log) }) })
 	bg.Go(func() { every(ctx, cfg.CheckExpires, func() { gaugeMembers(ctx, sets, m) }) })
 	if mysql != nil && !cfg.Drachtio.Enabled() {
 		keeper := sbcaddr.New(mysql.Write(), sbcaddr.Public(cfg.SIPListen, cfg.SIPPublicAddress, sbcaddr.InterfaceAddrs()), cfg.DeadSBC, log)
@@ -348,7 +351,7 @@ func gaugeMembers(ctx context.Context, sets Membership, m *metrics.Metrics) {
 // pruneActiveUsers removes expired members of active-user, as the original
 // does before counting; the count feeds the active-bindings gauge
 // (sbc.users.count in StatsD).
-func pruneActiveUsers(ctx context.Context, store Store, m *metrics.Metrics, log *slog.Logger) {
+func pruneActiveUsers(ctx context.Context, store activeCounter, m *metrics.Metrics, log *slog.Logger) {
 	n, err := store.Count(ctx)
 	if err != nil {
 		m.BackendError(metrics.Redis)

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/localbus"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/redisbus"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/webhook"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/metrics"
+)
+
+// registrationEvents is the event stream of docs/events.md; nil when
+// REGISTRATION_EVENTS=off (its methods are safe on nil).
+type registrationEvents struct {
+	svc *events.Service
+}
+
+// openEvents starts the event service (and its webhook) on the store's
+// backend: Redis pub/sub, or the in-process bus with the embedded store.
+func openEvents(ctx context.Context, bg *sync.WaitGroup, cfg *config.Config, st storage, m *metrics.Metrics, log *slog.Logger) *registrationEvents {
+	ec := cfg.Events
+	if !ec.Enabled {
+		log.Info("registration events: off (REGISTRATION_EVENTS=off)")
+		return nil
+	}
+	em := events.NewMetrics(m.Registry())
+	var backend events.Backend
+	if st.rdb != nil {
+		backend = redisbus.New(st.rdb, cfg.ClusterID)
+	} else {
+		backend = &localbus.Backend{Bus: &events.Bus{Dropped: func() { em.Dropped("subscriber", "slow") }}, Store: st.mem}
+	}
+	opts := events.Options{Backend: backend, Refresh: ec.Refresh, Queue: ec.Queue, SweepEvery: ec.ExpirySweep, Metrics: em, Log: log}
+	if ec.WebhookURL != "" {
+		hook, err := webhook.New(webhook.Options{URL: ec.WebhookURL, Secret: ec.WebhookSecret, UserAgent: cfg.HTTPUserAgent,
+			Queue: ec.WebhookQueue, Batch: ec.WebhookBatch, Flush: ec.WebhookFlush, Timeout: cfg.WebhookTimeout,
+			RetryMin: ec.WebhookRetryMin, RetryMax: ec.WebhookRetryMax, Metrics: em, Log: log})
+		if err != nil { // the configuration checked the URL already
+			log.Error("registration events: webhook not usable", "err", err)
+		} else {
+			opts.Webhook = hook
+			bg.Go(func() { hook.Run(ctx) })
+		}
+	}
+	svc := events.New(opts)
+	bg.Go(func() { svc.Run(ctx) })
+	log.Info("registration events: on", "channel", redisbus.Channel(cfg.ClusterID), "redis", st.rdb != nil,
+		"refresh", ec.Refresh, "webhook", ec.WebhookURL != "")
+	return &registrationEvents{svc: svc}
+}
+
+// publisher is the registrar's Deps.Events (nil when off).
+func (e *registrationEvents) publisher() events.Publisher {
+	if e == nil {
+		return nil
+	}
+	return e.svc
+}
+
+// counter prunes and counts active-user: the event sweep when on (it
+// reports what it prunes), the store otherwise.
+func (e *registrationEvents) counter(store Store) activeCounter {
+	if e == nil {
+		return store
+	}
+	return e.svc
+}
+
+// stream is what `cli events` follows (nil when off).
+func (e *registrationEvents) stream() cliStream {
+	if e == nil {
+		return nil
+	}
+	return e.svc
+}
+
+type activeCounter interface {
+	Count(ctx context.Context) (int, error)
+}
+
+type cliStream interface {
+	Subscribe(ctx context.Context) (<-chan []byte, error)
+}
