@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,7 +76,8 @@ const keepGrace = 5 * time.Minute
 type Service struct {
 	opts Options
 	q    chan Event
-	once sync.Once
+	// sweepFailing and deliverFailing log an outage once, and its end.
+	sweepFailing, deliverFailing atomic.Bool
 }
 
 // New returns a service; call Run.
@@ -126,8 +128,9 @@ func (s *Service) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := s.Count(ctx); err != nil && ctx.Err() == nil {
-					s.opts.Log.Warn("events: expiry sweep failed", "err", err)
+				_, err := s.Count(ctx)
+				if ctx.Err() == nil {
+					s.transition(&s.sweepFailing, err, "events: expiry sweep failing", "events: expiry sweep working again")
 				}
 			}
 		}
@@ -185,9 +188,24 @@ more:
 			s.opts.Webhook.Enqueue(raw)
 		}
 	}
-	if err := s.opts.Backend.Deliver(ctx, publish, keep); err != nil {
+	err := s.opts.Backend.Deliver(ctx, publish, keep)
+	if err != nil {
 		s.opts.Metrics.DroppedN("backend", "error", len(publish))
-		s.once.Do(func() { s.opts.Log.Warn("events: publishing failed (logged once)", "events", len(publish), "err", err) })
+	}
+	s.transition(&s.deliverFailing, err, "events: publishing failing, events dropped", "events: publishing working again")
+}
+
+// transition logs when an operation starts failing and when it works
+// again, not at every attempt (a Redis outage would flood the log).
+func (s *Service) transition(failing *atomic.Bool, err error, down, up string) {
+	if err != nil {
+		if !failing.Swap(true) {
+			s.opts.Log.Warn(down, "err", err)
+		}
+		return
+	}
+	if failing.Swap(false) {
+		s.opts.Log.Info(up)
 	}
 }
 

@@ -127,6 +127,10 @@ func (s *Sender) sendWithRetry(ctx context.Context, batch [][]byte) {
 	wait := s.opts.RetryMin
 	failing := false
 	for {
+		if ctx.Err() != nil {
+			s.opts.Metrics.DroppedN("webhook", "shutdown", len(batch))
+			return
+		}
 		status, err := s.post(ctx, body)
 		switch {
 		case err == nil && status/100 == 2:
@@ -148,8 +152,6 @@ func (s *Sender) sendWithRetry(ctx context.Context, batch [][]byte) {
 		}
 		select {
 		case <-ctx.Done():
-			s.opts.Metrics.DroppedN("webhook", "shutdown", len(batch))
-			return
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, s.opts.RetryMax)
