@@ -67,7 +67,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		bg.Go(func() { st.health.Run(ctx) })
 	}
 	store := st.Store
-	regEvents := openEvents(ctx, &bg, cfg, st, m, log)
+	regEvents := openEvents(ctx, cfg, st, m, log)
+	defer regEvents.close() // before the store closes
 	dir, dirHealth, closeDir, err := openDirectory(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -16,17 +16,24 @@ import (
 // registrationEvents is the event stream of docs/events.md; nil when
 // REGISTRATION_EVENTS=off (its methods are safe on nil).
 type registrationEvents struct {
-	svc *events.Service
+	svc  *events.Service
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 }
 
 // openEvents starts the event service (and its webhook) on the store's
 // backend: Redis pub/sub, or the in-process bus with the embedded store.
-func openEvents(ctx context.Context, bg *sync.WaitGroup, cfg *config.Config, st storage, m *metrics.Metrics, log *slog.Logger) *registrationEvents {
+// They run until close, not until ctx ends: the REGISTERs answered while
+// the front drains still publish, and the last events are delivered before
+// the store closes.
+func openEvents(ctx context.Context, cfg *config.Config, st storage, m *metrics.Metrics, log *slog.Logger) *registrationEvents {
 	ec := cfg.Events
 	if !ec.Enabled {
 		log.Info("registration events: off (REGISTRATION_EVENTS=off)")
 		return nil
 	}
+	e := &registrationEvents{}
+	ctx, e.stop = context.WithCancel(context.WithoutCancel(ctx))
 	em := events.NewMetrics(m.Registry())
 	var backend events.Backend
 	if st.rdb != nil {
@@ -43,14 +50,23 @@ func openEvents(ctx context.Context, bg *sync.WaitGroup, cfg *config.Config, st 
 			log.Error("registration events: webhook not usable", "err", err)
 		} else {
 			opts.Webhook = hook
-			bg.Go(func() { hook.Run(ctx) })
+			e.wg.Go(func() { hook.Run(ctx) })
 		}
 	}
-	svc := events.New(opts)
-	bg.Go(func() { svc.Run(ctx) })
+	e.svc = events.New(opts)
+	e.wg.Go(func() { e.svc.Run(ctx) })
 	log.Info("registration events: on", "channel", redisbus.Channel(cfg.ClusterID), "redis", st.rdb != nil,
 		"refresh", ec.Refresh, "webhook", ec.WebhookURL != "")
-	return &registrationEvents{svc: svc}
+	return e
+}
+
+// close delivers what is queued (for at most 2 s) and stops.
+func (e *registrationEvents) close() {
+	if e == nil {
+		return
+	}
+	e.stop()
+	e.wg.Wait()
 }
 
 // publisher is the registrar's Deps.Events (nil when off).
