@@ -16,6 +16,10 @@ import (
 // recordPrefix prefixes the keys of binding records (as redisbus' keys).
 const recordPrefix = "registration-events:binding:"
 
+// activeUsers is the sorted set of bindings (member user:<aor>, score =
+// expiry in ms), as in Redis.
+const activeUsers = "active-user"
+
 // Backend implements events.Backend in process.
 type Backend struct {
 	Bus   *events.Bus
@@ -42,7 +46,7 @@ func (b *Backend) Subscribe(ctx context.Context) (<-chan []byte, error) {
 
 // ClaimExpired implements events.Backend.
 func (b *Backend) ClaimExpired(ctx context.Context, now time.Time, limit int) ([]events.Claimed, int, error) {
-	members, remaining, err := b.Store.ClaimExpired(ctx, memstore.ActiveUsers, now.UnixMilli(), limit)
+	members, remaining, err := b.Store.ClaimExpired(ctx, activeUsers, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("localbus: %w", err)
 	}
