@@ -111,6 +111,10 @@ func (s *Service) Publish(e Event) {
 	}
 }
 
+// Wants reports whether events of type t are published (refresh only
+// when enabled): the registrar then skips building the others.
+func (s *Service) Wants(t Type) bool { return t != Refresh || s.opts.Refresh }
+
 // Subscribe follows the stream (cluster-wide with Redis).
 func (s *Service) Subscribe(ctx context.Context) (<-chan []byte, error) {
 	return s.opts.Backend.Subscribe(ctx)

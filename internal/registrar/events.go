@@ -7,6 +7,11 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
+// wanter is a publisher that tells which types it publishes.
+type wanter interface {
+	Wants(t events.Type) bool
+}
+
 // failed marks the registration as an auth-failed or rejected event with
 // its reason; the event itself is published once the answer is sent.
 func (r *Registration) failed(t events.Type, reason string) {
@@ -31,6 +36,11 @@ func (g *Registrar) publish(r *Registration, res *sipfront.Response) {
 		case r.Unregister:
 			t = events.Unregister
 		case r.Cached:
+			// The hot path (UDP phones re-register every 30 s): not even
+			// built when refresh events are off.
+			if w, ok := g.deps.Events.(wanter); ok && !w.Wants(events.Refresh) {
+				return
+			}
 			t = events.Refresh
 			if r.prev != nil {
 				e.Expires = int(time.UnixMilli(r.prev.ExpiryTime).Sub(g.deps.Now()) / time.Second)
