@@ -14,6 +14,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/cli"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
@@ -22,7 +23,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/options"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
 // Run runs the service until ctx is cancelled. Shutdown runs in reverse:
@@ -46,6 +46,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer j.stop()
 	checks := health.New(0)
 	be.start(j, checks)
+	regEvents := openEvents(ctx, cfg, be.events, m, log)
+	defer regEvents.close() // first: the last events go out before the jobs stop and the backend closes
 
 	// Handlers, and the front that feeds them.
 	alerter := newAlerter(cfg, j, log)
@@ -53,7 +55,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	mux := handlers(cfg, be, alerter, cipher, m, log)
+	mux := handlers(cfg, be, regEvents.publisher(), alerter, cipher, m, log)
 	front, err := openFront(ctx, cfg, mux, mux.Methods(), be, j, log)
 	if err != nil {
 		return err
@@ -62,12 +64,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	// Background jobs.
 	cliServer := runCLI(j, cfg.SocketPath, be.members, be.registrations, log)
+	cli.RegisterEvents(cliServer, regEvents.stream())
 	out := outbound{cfg: cfg, be: be, front: front, alerter: alerter, cipher: cipher, log: log}
 	rb := out.newRegbot(j, cliServer, m)
 	j.Go(out.runPinger)
 	j.Go(func(ctx context.Context) { be.members.Run(ctx, cfg.CheckExpires) })
 	j.every(cfg.CheckExpires, func(ctx context.Context) { gaugeMembers(ctx, be.members, m) })
-	j.every(30*time.Second, func(ctx context.Context) { pruneActiveUsers(ctx, be.registrations, m, log) })
+	j.every(30*time.Second, func(ctx context.Context) { pruneActiveUsers(ctx, regEvents.counter(be.registrations), m, log) })
 	j.Go(func(ctx context.Context) {
 		if frontReady(ctx, front) {
 			front.addresses.Run(ctx, cfg.SBCKeepAlive)
@@ -146,7 +149,7 @@ func newCipher(cfg *config.Config, log *slog.Logger) (*credcrypt.Cipher, error) 
 
 // handlers routes REGISTER to the registrar and OPTIONS to the membership
 // check-ins.
-func handlers(cfg *config.Config, be *backend, alerter alerts.Alerter, cipher *credcrypt.Cipher, m *metrics.Metrics, log *slog.Logger) *sipfront.Mux {
+func handlers(cfg *config.Config, be *backend, pub events.Publisher, alerter alerts.Alerter, cipher *credcrypt.Cipher, m *metrics.Metrics, log *slog.Logger) *sipfront.Mux {
 	sec := cfg.Security
 	scanners := sec.ScannerAgents
 	if len(scanners) == 0 {
@@ -189,6 +192,7 @@ func handlers(cfg *config.Config, be *backend, alerter alerts.Alerter, cipher *c
 		Log:        log,
 		Hosting:    cfg.Hosting,
 		Observe:    observeRegister(m),
+		Events:     pub,
 	})
 	mux := sipfront.NewMux()
 	mux.Handle("REGISTER", reg)
@@ -247,7 +251,7 @@ func gaugeMembers(ctx context.Context, sets *membership.Sets, m *metrics.Metrics
 // pruneActiveUsers removes expired members of active-user, as the original
 // does before counting; the count feeds the active-bindings gauge
 // (sbc.users.count in StatsD).
-func pruneActiveUsers(ctx context.Context, regs store.Registrations, m *metrics.Metrics, log *slog.Logger) {
+func pruneActiveUsers(ctx context.Context, regs activeCounter, m *metrics.Metrics, log *slog.Logger) {
 	n, err := regs.Count(ctx)
 	if err != nil {
 		log.Warn("store: pruning active-user failed", "err", err)

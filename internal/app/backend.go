@@ -11,6 +11,9 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/cached"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/filedir"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/localbus"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/redisbus"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/health"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/membership"
@@ -41,6 +44,9 @@ type backend struct {
 	claims  nonce.SharedClaims
 	bans    guard.Bans
 	members *membership.Sets
+	// events carries the registration events (docs/events.md): Redis
+	// pub/sub, or the in-process bus with the embedded store.
+	events events.Backend
 	// startDelayMax spreads the regbot start of instances contending for
 	// the token (0 when nobody contends).
 	startDelayMax time.Duration
@@ -163,6 +169,7 @@ func redisState(ctx context.Context, b *backend, cfg *config.Config, m *metrics.
 	b.kv, b.claims = kv, kv
 	b.bans = store.NewBans(kv, kv, cfg.ClusterID)
 	b.members = membership.New(rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
+	b.events = redisbus.New(rdb, cfg.ClusterID)
 	b.startDelayMax = cfg.Regbot.StartDelayMax
 	b.checks["redis"] = breaker.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
 	b.jobs = append(b.jobs, breaker.Run)
@@ -209,6 +216,7 @@ func embeddedState(ctx context.Context, b *backend, cfg *config.Config, _ *metri
 		return err
 	}
 	b.registrations, b.kv = st, st
+	b.events = &localbus.Backend{Bus: &events.Bus{}, Store: st}
 	b.bans = store.NewBans(bans, failures, cfg.ClusterID)
 	b.members = membership.NewEmbedded(members, cfg.ClusterID, cfg.ExpiresInterval, log)
 	return nil

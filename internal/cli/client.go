@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"syscall"
@@ -29,17 +31,7 @@ func Call(ctx context.Context, path string, cmd Command) (map[string]any, error)
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("socket %s does not exist: is sbc-sip-sidecar running (SBC_SOCKET_PATH)?", path)
-		case errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("nothing is listening on %s: is sbc-sip-sidecar running?", path)
-		case errors.Is(err, fs.ErrPermission):
-			return nil, fmt.Errorf("permission denied on %s: run as the user of sbc-sip-sidecar", path)
-		case ctx.Err() != nil:
-			return nil, fmt.Errorf("timed out connecting to %s after %s", path, ClientTimeout)
-		}
-		return nil, fmt.Errorf("connecting to %s: %w", path, err)
+		return nil, dialError(ctx, path, err)
 	}
 	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -75,6 +67,21 @@ func Call(ctx context.Context, path string, cmd Command) (map[string]any, error)
 	return out, nil
 }
 
+// dialError says in operator terms why the socket could not be reached.
+func dialError(ctx context.Context, path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("socket %s does not exist: is sbc-sip-sidecar running (SBC_SOCKET_PATH)?", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing is listening on %s: is sbc-sip-sidecar running?", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("permission denied on %s: run as the user of sbc-sip-sidecar", path)
+	case ctx.Err() != nil:
+		return fmt.Errorf("timed out connecting to %s after %s", path, ClientTimeout)
+	}
+	return fmt.Errorf("connecting to %s: %w", path, err)
+}
+
 const usage = `usage: sbc-sip-sidecar cli <command>
 
   fs drain <ip>       stop routing to the feature server at <ip> (cluster-wide)
@@ -89,6 +96,8 @@ const usage = `usage: sbc-sip-sidecar cli <command>
   list                show all runtime settings
   registrations [realm]  list registered devices (all realms, or one)
   regbot status       outbound registration: leader or standby, agents, registered
+  events [--type T[,T]] [--realm R]
+                      follow registration events as NDJSON until Ctrl-C (docs/events.md)
 
 The socket is SBC_SOCKET_PATH (default ` + DefaultSocketPath + `).
 `
@@ -99,6 +108,9 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	path := getenv("SBC_SOCKET_PATH")
 	if path == "" {
 		path = DefaultSocketPath
+	}
+	if len(args) > 0 && args[0] == "events" {
+		return followEvents(ctx, path, args[1:], stdout, stderr)
 	}
 	cmd, show, err := parseArgs(args)
 	if err != nil {
@@ -274,4 +286,20 @@ func printConfig(w io.Writer, res map[string]any) {
 		v, _ := json.Marshal(cfg[k])
 		fmt.Fprintf(w, "%s = %s\n", k, v)
 	}
+}
+
+// followEvents runs `cli events`: NDJSON on stdout until Ctrl-C.
+func followEvents(ctx context.Context, path string, args []string, stdout, stderr io.Writer) int {
+	cmd, err := parseEventsArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n\n%s", err, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Follow(ctx, path, cmd, stdout); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
 }

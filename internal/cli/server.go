@@ -47,6 +47,7 @@ type Server struct {
 
 	mu       sync.RWMutex
 	handlers map[string]HandlerFunc
+	streams  map[string]StreamFunc
 }
 
 // maxLine bounds a request line; commands are tiny.
@@ -167,6 +168,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		line := sc.Bytes()
 		if len(trimSpace(line)) == 0 {
 			continue
+		}
+		if s.serveStream(ctx, c, sc, line) {
+			return
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if err := enc.Encode(s.Handle(ctx, line)); err != nil {

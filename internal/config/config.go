@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,26 @@ type Security struct {
 	MinExpires int
 }
 
+// Events holds the registration events settings (docs/events.md).
+type Events struct {
+	// Enabled publishes events and sweeps expiries (REGISTRATION_EVENTS, on by default).
+	Enabled bool
+	// Refresh publishes refresh events too (REGISTRATION_EVENTS_REFRESH).
+	Refresh bool
+	// Queue bounds the events waiting to be published (REGISTRATION_EVENTS_QUEUE).
+	Queue int
+	// ExpirySweep is the period of the expiry sweep (REGISTRATION_EVENTS_EXPIRY_SWEEP_MS).
+	ExpirySweep time.Duration
+	// Webhook* configure the optional HTTP webhook (REGISTRATION_EVENTS_WEBHOOK_*).
+	WebhookURL      string
+	WebhookSecret   string
+	WebhookBatch    int
+	WebhookQueue    int
+	WebhookFlush    time.Duration
+	WebhookRetryMin time.Duration
+	WebhookRetryMax time.Duration
+}
+
 // SIPLimits bound what peers can hold on the native front's TCP, TLS, WS
 // and WSS listeners, and the size of any SIP message (docs/security.md).
 type SIPLimits struct {
@@ -210,6 +231,7 @@ type Config struct {
 	Regbot              Regbot
 	Stats               Stats
 	Security            Security
+	Events              Events
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
@@ -417,6 +439,26 @@ func Load(getenv Getenv) (*Config, error) {
 		MaxExpires:       r.integer("REGISTER_MAX_EXPIRES", 3600, 1, 1<<31-1),
 		MinExpires:       r.integer("REGISTER_MIN_EXPIRES", 0, 0, 1<<31-1),
 	}
+	c.Events = Events{
+		Enabled:         r.oneOf("REGISTRATION_EVENTS", "on", "on", "off") == "on",
+		Refresh:         r.boolean("REGISTRATION_EVENTS_REFRESH"),
+		Queue:           r.positive("REGISTRATION_EVENTS_QUEUE", 10000),
+		ExpirySweep:     r.millis("REGISTRATION_EVENTS_EXPIRY_SWEEP_MS", 1000),
+		WebhookURL:      r.httpURL("REGISTRATION_EVENTS_WEBHOOK_URL"),
+		WebhookSecret:   r.str("REGISTRATION_EVENTS_WEBHOOK_SECRET", ""),
+		WebhookBatch:    r.positive("REGISTRATION_EVENTS_WEBHOOK_BATCH", 100),
+		WebhookQueue:    r.positive("REGISTRATION_EVENTS_WEBHOOK_QUEUE", 10000),
+		WebhookFlush:    r.millis("REGISTRATION_EVENTS_WEBHOOK_FLUSH_MS", 1000),
+		WebhookRetryMin: r.millis("REGISTRATION_EVENTS_WEBHOOK_RETRY_MS", 500),
+		WebhookRetryMax: r.millis("REGISTRATION_EVENTS_WEBHOOK_RETRY_MAX_MS", 30000),
+	}
+	if c.Events.WebhookRetryMax < c.Events.WebhookRetryMin {
+		r.fail("REGISTRATION_EVENTS_WEBHOOK_RETRY_MAX_MS", "must not be below REGISTRATION_EVENTS_WEBHOOK_RETRY_MS")
+	}
+	if c.Events.WebhookURL != "" && !c.Events.Enabled {
+		r.fail("REGISTRATION_EVENTS_WEBHOOK_URL", "is set but REGISTRATION_EVENTS is off")
+	}
+
 	if c.Security.MinExpires > c.Security.MaxExpires {
 		r.fail("REGISTER_MIN_EXPIRES", "must not exceed REGISTER_MAX_EXPIRES")
 	}
@@ -563,6 +605,20 @@ func (r *reader) boolean(name string) bool {
 		return false
 	}
 	return true
+}
+
+// httpURL reads an http(s) URL ("" when unset).
+func (r *reader) httpURL(name string) string {
+	v, ok := r.raw(name)
+	if !ok {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail(name, fmt.Sprintf("must be an http:// or https:// URL, got %q", v))
+		return ""
+	}
+	return v
 }
 
 func (r *reader) ip(name string) string {

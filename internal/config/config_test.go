@@ -173,6 +173,23 @@ func TestLoad_RegisterExpiresBounds(t *testing.T) {
 	}
 }
 
+func TestLoad_Events(t *testing.T) {
+	c := mustLoad(t, nil)
+	want := Events{Enabled: true, Queue: 10000, ExpirySweep: time.Second, WebhookBatch: 100, WebhookQueue: 10000,
+		WebhookFlush: time.Second, WebhookRetryMin: 500 * time.Millisecond, WebhookRetryMax: 30 * time.Second}
+	if c.Events != want {
+		t.Errorf("defaults %+v, want %+v", c.Events, want)
+	}
+	c = mustLoad(t, map[string]string{"REGISTRATION_EVENTS_REFRESH": "1", "REGISTRATION_EVENTS_EXPIRY_SWEEP_MS": "250",
+		"REGISTRATION_EVENTS_WEBHOOK_URL": "https://crm.example.com/sip", "REGISTRATION_EVENTS_WEBHOOK_SECRET": "s"})
+	if !c.Events.Refresh || c.Events.ExpirySweep != 250*time.Millisecond || c.Events.WebhookURL != "https://crm.example.com/sip" || c.Events.WebhookSecret != "s" {
+		t.Errorf("parsed %+v", c.Events)
+	}
+	if c := mustLoad(t, map[string]string{"REGISTRATION_EVENTS": "OFF"}); c.Events.Enabled {
+		t.Error("REGISTRATION_EVENTS=OFF left events on")
+	}
+}
+
 func TestLoad_EmptyValueMeansDefault(t *testing.T) {
 	c := mustLoad(t, map[string]string{"JAMBONES_REDIS_PORT": "", "JAMBONES_CLUSTER_ID": "  ", "SIP_LISTEN": ""})
 	if c.Redis.Port != 6379 || c.ClusterID != "default" || len(c.SIPListen) != 2 {
@@ -219,6 +236,10 @@ func TestLoad_MalformedValueNamesVariable(t *testing.T) {
 		{"mysql host without database", map[string]string{"JAMBONES_MYSQL_HOST": "db", "JAMBONES_MYSQL_USER": "u"}, "JAMBONES_MYSQL_DATABASE"},
 		{"max expires zero", map[string]string{"REGISTER_MAX_EXPIRES": "0"}, "REGISTER_MAX_EXPIRES"},
 		{"min expires above max", map[string]string{"REGISTER_MAX_EXPIRES": "60", "REGISTER_MIN_EXPIRES": "61"}, "REGISTER_MIN_EXPIRES"},
+		{"events neither on nor off", map[string]string{"REGISTRATION_EVENTS": "maybe"}, "REGISTRATION_EVENTS"},
+		{"events webhook not http", map[string]string{"REGISTRATION_EVENTS_WEBHOOK_URL": "ftp://x/events"}, "REGISTRATION_EVENTS_WEBHOOK_URL"},
+		{"events webhook with events off", map[string]string{"REGISTRATION_EVENTS": "off", "REGISTRATION_EVENTS_WEBHOOK_URL": "http://x/e"}, "REGISTRATION_EVENTS_WEBHOOK_URL"},
+		{"events retry max below min", map[string]string{"REGISTRATION_EVENTS_WEBHOOK_RETRY_MS": "1000", "REGISTRATION_EVENTS_WEBHOOK_RETRY_MAX_MS": "999"}, "REGISTRATION_EVENTS_WEBHOOK_RETRY_MAX_MS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

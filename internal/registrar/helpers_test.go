@@ -16,6 +16,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
@@ -234,7 +235,9 @@ type env struct {
 	guard *recGuard
 	// nonces, when set, replaces the default per-process issuer.
 	nonces registrar.Nonces
-	reg    *registrar.Registrar
+	// pub, when set, is Deps.Events.
+	pub events.Publisher
+	reg *registrar.Registrar
 }
 
 func newEnv() *env {
@@ -268,6 +271,7 @@ func (e *env) registrar() *registrar.Registrar {
 		MaxExpires: e.maxExpires,
 		MinExpires: e.minExpires,
 		Now:        func() time.Time { return testNow },
+		Events:     e.pub,
 	})
 	return e.reg
 }
@@ -412,7 +416,7 @@ func (m *msg) raw() string {
 }
 
 // register builds a sipfront.Request from the default REGISTER and opts.
-func register(t *testing.T, opts ...opt) *sipfront.Request {
+func register(t testing.TB, opts ...opt) *sipfront.Request {
 	t.Helper()
 	m := defaultMsg()
 	for _, o := range opts {

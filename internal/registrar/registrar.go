@@ -20,6 +20,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
@@ -199,6 +200,12 @@ type Registration struct {
 	// even when the realm is at its device limit); prev is that binding.
 	existing bool
 	prev     *Binding
+	// event and eventReason mark a refusal that is an event; granted and
+	// bindingExpiry are what bind wrote (docs/events.md).
+	event         events.Type
+	eventReason   string
+	granted       int
+	bindingExpiry int64
 	// Log carries the request-scoped fields.
 	Log *slog.Logger
 }
@@ -264,6 +271,9 @@ type Deps struct {
 	Now func() time.Time
 	// Observe, when set, is told the outcome of every REGISTER (metrics).
 	Observe func(r *Registration, res *sipfront.Response, elapsed time.Duration)
+	// Events, when set, is told each registration event (docs/events.md)
+	// once the answer is sent; it must not block.
+	Events events.Publisher
 }
 
 // Registrar is the REGISTER handler for a SIP front.
@@ -322,6 +332,7 @@ func (g *Registrar) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, req
 	if g.deps.Observe != nil {
 		g.deps.Observe(reg, res, g.deps.Now().Sub(start))
 	}
+	g.publish(reg, res)
 }
 
 func (g *Registrar) run(ctx context.Context, reg *Registration) (res *sipfront.Response) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
@@ -249,6 +250,8 @@ func (a account) Serve(ctx context.Context, r *Registration, next Handler) *sipf
 	switch {
 	case acct != nil && !acct.Active:
 		r.Log.Info("register: account deactivated", "account_sid", acct.SID)
+		r.Account = acct
+		r.failed(events.Rejected, ReasonDeactivated)
 		return reply(403, xReason(ReasonDeactivated))
 	case acct == nil && a.d.Hosting:
 		r.Log.Info("register: unknown realm", "realm", r.Realm)
@@ -297,6 +300,7 @@ func (l deviceLimit) Serve(ctx context.Context, r *Registration, next Handler) *
 	if limit <= 0 {
 		r.Log.Info("register: device calling not allowed for this account")
 		l.alert(ctx, acct, 0)
+		r.failed(events.Rejected, ReasonMaxDevices)
 		return &sipfront.Response{Code: 503, Reason: ReasonMaxDevices}
 	}
 	if r.existing {
@@ -310,6 +314,7 @@ func (l deviceLimit) Serve(ctx context.Context, r *Registration, next Handler) *
 	if count >= limit {
 		r.Log.Info("register: device limit reached", "devices", count, "limit", limit)
 		l.alert(ctx, acct, limit)
+		r.failed(events.Rejected, ReasonMaxDevices)
 		return &sipfront.Response{Code: 503, Reason: ReasonMaxDevices}
 	}
 	return next.Handle(ctx, r)
@@ -360,6 +365,7 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 		r.Log.Warn("register: digest realm differs from the challenged realm",
 			"digest_realm", clip(creds.Realm), "username", clip(creds.Username))
 		c.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
+		r.failed(events.AuthFailed, ReasonRealmMismatch)
 		return reply(403, xReason(ReasonRealmMismatch))
 	}
 	// Claimed before any authentication work: a copy of this Authorization
@@ -412,6 +418,7 @@ type authenticate struct{ d Deps }
 func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
 	if !a.d.Guard.AdmitAoR(ctx, r.AoR) {
 		r.Log.Info("register: AoR temporarily banned after failed authentications")
+		r.failed(events.Rejected, "Too many failed authentications")
 		if a.d.Guard.Drop() {
 			return &sipfront.Response{Code: sipfront.NoAnswer}
 		}
@@ -447,6 +454,7 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		if grant.Blacklist {
 			reason = "detected potential spammer from " + r.Req.Source.Addr().String() + ":" + strconv.Itoa(int(r.Req.Source.Port()))
 		}
+		r.failed(events.AuthFailed, reason)
 		// "msg" would override the log event's own message.
 		r.Log.Info("register: authentication refused", "via", via, "username", r.Creds.Username, "webhook_msg", clip(grant.Msg))
 		// The hook's headers come in a stable order, and its X-Reason
@@ -474,6 +482,7 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 	if r.Creds.Username != r.User && !grant.AllowUserMismatch {
 		r.Log.Warn("register: authenticated user does not match the AoR", "username", r.Creds.Username)
 		a.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
+		r.failed(events.Rejected, ReasonUserMismatch)
 		return reply(403, xReason(ReasonUserMismatch))
 	}
 	r.Grant = grant
@@ -490,6 +499,7 @@ func (a authenticate) hookFailed(ctx context.Context, r *Registration, via strin
 	a.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), "")
 	if status >= 400 && status <= 499 {
 		r.Log.Info("register: authentication refused by the webhook", "via", via, "status", status)
+		r.failed(events.Rejected, ReasonHookRefused)
 		return reply(403, xReason(ReasonHookRefused))
 	}
 	r.Log.Warn("register: authentication unavailable", "via", via, "status", status)
@@ -573,6 +583,7 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 		r.Log.Error("register: storing binding failed", "err", err)
 		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 	}
+	r.granted, r.bindingExpiry = granted, binding.ExpiryTime
 	answered := granted
 	// Over UDP the device is probably behind a NAT: make it refresh often
 	// while Redis keeps the granted lifetime.

@@ -1,0 +1,185 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
+)
+
+var now = time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+
+// fakeBackend records deliveries and hands out scripted claims.
+type fakeBackend struct {
+	mu        sync.Mutex
+	published [][]byte
+	kept      map[string]events.Keep
+	claims    []events.Claimed
+	delivered chan struct{}
+}
+
+func newBackend() *fakeBackend {
+	return &fakeBackend{kept: map[string]events.Keep{}, delivered: make(chan struct{}, 100)}
+}
+
+func (b *fakeBackend) Deliver(_ context.Context, publish [][]byte, keep []events.Keep) error {
+	b.mu.Lock()
+	b.published = append(b.published, publish...)
+	for _, k := range keep {
+		b.kept[k.AoR] = k
+	}
+	b.mu.Unlock()
+	b.delivered <- struct{}{}
+	return nil
+}
+
+func (b *fakeBackend) Subscribe(context.Context) (<-chan []byte, error) { return nil, nil }
+
+func (b *fakeBackend) ClaimExpired(context.Context, time.Time, int) ([]events.Claimed, int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.claims
+	b.claims = nil
+	return out, 7, nil
+}
+
+func (b *fakeBackend) types() []events.Type {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []events.Type
+	for _, raw := range b.published {
+		var e events.Event
+		_ = json.Unmarshal(raw, &e)
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// run starts the service with a sweep that never ticks on its own.
+func run(t *testing.T, opts events.Options) *events.Service {
+	t.Helper()
+	opts.SweepEvery = time.Hour
+	opts.Now = func() time.Time { return now }
+	svc := events.New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return svc
+}
+
+func register(aor string, expiry int64) events.Event {
+	return events.Event{Type: events.Register, Time: events.Millis(now), AoR: aor, Realm: events.RealmOf(aor),
+		AccountSID: "acct", Contact: "sip:" + aor, Expires: 60, BindingExpiry: expiry}
+}
+
+func TestServiceRefreshOffKeepsButDoesNotPublish(t *testing.T) {
+	b := newBackend()
+	svc := run(t, events.Options{Backend: b})
+	svc.Publish(events.Event{Type: events.Refresh, AoR: "cached@x"}) // wrote nothing: dropped at once
+	refresh := register("a@x", 1000)
+	refresh.Type = events.Refresh
+	svc.Publish(refresh)
+	<-b.delivered
+	svc.Publish(register("b@x", 2000))
+	<-b.delivered
+	if got := b.types(); len(got) != 1 || got[0] != events.Register {
+		t.Fatalf("published %v, want [register]", got)
+	}
+	if _, ok := b.kept["a@x"]; !ok {
+		t.Fatal("the refresh's record was not kept")
+	}
+	if _, ok := b.kept["cached@x"]; ok {
+		t.Fatal("a cached refresh was kept")
+	}
+}
+
+func TestServiceSweepReportsEachClaimWithItsRecord(t *testing.T) {
+	b := newBackend()
+	svc := run(t, events.Options{Backend: b, Refresh: true})
+	svc.Publish(register("a@x", 1000))
+	<-b.delivered
+	b.mu.Lock()
+	b.claims = []events.Claimed{
+		{AoR: "a@x", Expiry: 1000, Value: b.kept["a@x"].Value},
+		{AoR: "b@x", Expiry: 5000, Value: b.kept["a@x"].Value}, // another binding's record
+		{AoR: "c@y", Expiry: 5000},                             // none kept
+	}
+	b.mu.Unlock()
+	if n, err := svc.Count(context.Background()); err != nil || n != 7 {
+		t.Fatalf("Count = %d, %v; want 7 (the backend's remaining)", n, err)
+	}
+	for len(b.types()) < 4 {
+		<-b.delivered
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var got []events.Event
+	for _, raw := range b.published[1:] {
+		var e events.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e)
+	}
+	want := []events.Event{
+		{Type: events.Expire, Time: events.Millis(now), AoR: "a@x", Realm: "x", AccountSID: "acct", Contact: "sip:a@x", Expires: 60},
+		{Type: events.Expire, Time: events.Millis(now), AoR: "b@x", Realm: "x"},
+		{Type: events.Expire, Time: events.Millis(now), AoR: "c@y", Realm: "y"},
+	}
+	for i := range want {
+		if got[i].Type != want[i].Type || got[i].AoR != want[i].AoR || got[i].AccountSID != want[i].AccountSID ||
+			got[i].Contact != want[i].Contact || got[i].Expires != want[i].Expires || !time.Time(got[i].Time).Equal(now) {
+			t.Errorf("expire %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	raw, err := json.Marshal(events.Event{Type: events.Unregister, Time: events.Millis(now), AoR: "a@x", BindingExpiry: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"unregister","time":"2026-01-02T03:04:05.678Z","aor":"a@x","expires":0}`
+	if string(raw) != want {
+		t.Fatalf("JSON = %s, want %s", raw, want)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	f := events.Filter{Types: []events.Type{events.Expire}, Realm: "X.org"}
+	for raw, want := range map[string]bool{
+		`{"type":"expire","realm":"x.org"}`:   true,
+		`{"type":"register","realm":"x.org"}`: false,
+		`{"type":"expire","realm":"y.org"}`:   false,
+		`not json`:                            false,
+	} {
+		if got := f.MatchJSON([]byte(raw)); got != want {
+			t.Errorf("MatchJSON(%s) = %v, want %v", raw, got, want)
+		}
+	}
+	if _, err := events.ParseType("expired"); err == nil {
+		t.Error("ParseType accepted an unknown type")
+	}
+}
+
+func TestBusFansOutAndForgetsCancelledSubscribers(t *testing.T) {
+	var bus events.Bus
+	ctx, cancel := context.WithCancel(context.Background())
+	a, _ := bus.Subscribe(ctx)
+	b, _ := bus.Subscribe(context.Background())
+	bus.Broadcast([]byte("1"))
+	if string(<-a) != "1" || string(<-b) != "1" {
+		t.Fatal("not fanned out")
+	}
+	cancel()
+	for range a { // closed once cancelled
+	}
+	bus.Broadcast([]byte("2"))
+	if string(<-b) != "2" {
+		t.Fatal("remaining subscriber missed an event")
+	}
+}
