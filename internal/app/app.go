@@ -226,6 +226,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
 		TLS:           cert,
+		UDPSockets:    cfg.SIPLimits.UDPSockets,
 		Limits: native.Limits{
 			MaxConnections:      cfg.SIPLimits.MaxConnections,
 			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,
