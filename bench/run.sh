@@ -21,7 +21,13 @@
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
 # STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
 # (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
-# mem-kamailio), KEEP=1 keeps the services running.
+# mem-kamailio), KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
+# is built from `git archive` and measured as the system "before", after the others, so a
+# change is compared with its baseline in the same run; its cases are named before-...).
+#
+# The ladder climbs past its top (doubling) until a rate fails, then bisects to within an eighth,
+# for every system. Each run also records the Redis commands (INFO commandstats deltas) and MySQL
+# SELECTs (Com_select deltas) it caused; the tables give them per call (per full registration).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -29,6 +35,7 @@ OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
 STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
 MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
+BASELINE=${BASELINE:-}
 SECRET=bench-encryption-secret-0123456789abcdef
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
 mkdir -p "$OUT"
@@ -60,6 +67,13 @@ fi
 mysql_root() { mysql --no-defaults -h 127.0.0.1 -P "$BENCH_MYSQL_PORT" -uroot -pjambones_root "$@"; }
 
 (cd "$repo" && go build -o "$OUT/register" ./bench/register && go build -o "$OUT/sbc-sip-sidecar" ./cmd/sbc-sip-sidecar)
+baseline_args=()
+if [ -n "$BASELINE" ]; then
+	rm -rf "$OUT/baseline-src" && mkdir -p "$OUT/baseline-src"
+	git -C "$repo" archive "$BASELINE" | tar -x -C "$OUT/baseline-src"
+	(cd "$OUT/baseline-src" && go build -o "$OUT/sbc-sip-sidecar-baseline" ./cmd/sbc-sip-sidecar)
+	baseline_args=(-baseline-service "$OUT/sbc-sip-sidecar-baseline")
+fi
 gcc -O2 -shared -fPIC -o "$OUT/clockshim.so" "$here/clockshim/clockshim.c" -ldl
 
 log "generating $USERS users (and $MEM_USERS for the memory run)"
@@ -71,7 +85,7 @@ mysql_root kamailio <"$kam_sql/auth_db-create.sql"
 mysql_root kamailio <"$OUT/kamailio.sql"
 
 # 3. Run.
-cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY})"
+cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY}${BASELINE:+ BASELINE=$BASELINE})"
 log "running; outputs in $OUT (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 cd "$repo"
 "$OUT/register" run -out "$OUT" -scenarios "$here/scenarios" -clockshim "$OUT/clockshim.so" \
@@ -80,7 +94,7 @@ cd "$repo"
 	-mysql-password "$TEST_MYSQL_PASSWORD" -mysql-database "$TEST_MYSQL_DATABASE" -mysql-root-password jambones_root \
 	-redis-host "${TEST_REDIS_ADDR%:*}" -redis-port "${TEST_REDIS_ADDR#*:}" -state-dir "$TEST_STATE_DIR" \
 	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
-	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline"
+	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"

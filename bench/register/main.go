@@ -53,6 +53,7 @@ func main() {
 type bench struct {
 	log                                   *slog.Logger
 	out, scenarios, clockShim, serviceBin string
+	baselineBin                           string
 	kamCfg                                string
 	mysqlHost, mysqlUser, mysqlPass       string
 	mysqlDB, mysqlRootPass                string
@@ -75,6 +76,7 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.scenarios, "scenarios", "bench/scenarios", "sipp scenario directory")
 	fs.StringVar(&b.clockShim, "clockshim", "", "LD_PRELOAD library giving sipp a fine clock")
 	fs.StringVar(&b.serviceBin, "service", "", "sbc-sip-sidecar binary")
+	fs.StringVar(&b.baselineBin, "baseline-service", "", "sbc-sip-sidecar binary of an earlier revision, measured as the system \"before\" (optional)")
 	fs.StringVar(&b.kamCfg, "kamailio-cfg", "bench/kamailio/kamailio.cfg", "Kamailio configuration")
 	fs.StringVar(&b.mysqlHost, "mysql-host", "127.0.0.1", "")
 	fs.IntVar(&b.mysqlPort, "mysql-port", 3306, "")

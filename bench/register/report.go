@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -81,60 +82,102 @@ func (b *bench) markdown() string {
 	w("\n")
 	scen := []struct{ path, scenario string }{{"clients", "register-auth"}, {"webhook", "register-auth"}, {"clients", "reregister-cached"}, {"clients", "unregister"}}
 	for _, sc := range scen {
-		o, k := b.find("ours", sc.path, sc.scenario), b.find("kamailio", sc.path, sc.scenario)
+		o, k, bf := b.find("ours", sc.path, sc.scenario), b.find("kamailio", sc.path, sc.scenario), b.find("before", sc.path, sc.scenario)
 		if o == nil && k == nil {
 			continue
 		}
+		withBefore := bf != nil
 		w("### %s, %s path\n\n", sc.scenario, sc.path)
-		w("| figure | ours | Kamailio | ours/Kamailio |\n|---|---|---|---|\n")
-		mr := func(c *caseResult) float64 {
+		if withBefore {
+			w("| figure | ours | Kamailio | ours/Kamailio | before (baseline) | ours/before |\n|---|---|---|---|---|---|\n")
+		} else {
+			w("| figure | ours | Kamailio | ours/Kamailio |\n|---|---|---|---|\n")
+		}
+		// row writes one figure of the three systems; f gives 0 for "no figure".
+		row := func(label, format string, withRatio bool, f func(*caseResult) float64) {
+			vo, vk, vb := f(o), f(k), f(bf)
+			rk, rb := "", ""
+			if withRatio {
+				rk, rb = ratio(vo, vk), ratio(vo, vb)
+			}
+			w("| %s | %s | %s | %s |", label, num(vo, format), num(vk, format), rk)
+			if withBefore {
+				w(" %s | %s |", num(vb, format), rb)
+			}
+			w("\n")
+		}
+		at := func(rate int, f func(*runResult) float64) func(*caseResult) float64 {
+			return func(c *caseResult) float64 {
+				if r := atRate(c, rate); r != nil {
+					return f(r)
+				}
+				return 0
+			}
+		}
+		row("highest passing rate (calls/s, every repeat)", "%.0f", true, func(c *caseResult) float64 {
 			if c == nil {
 				return 0
 			}
 			return float64(c.MaxRate)
-		}
-		w("| highest passing rate (calls/s, every repeat) | %s | %s | %s |\n", num(mr(o), "%.0f"), num(mr(k), "%.0f"), ratio(mr(o), mr(k)))
+		})
 		for _, rate := range []int{1000, 2000} {
-			ro, rk := atRate(o, rate), atRate(k, rate)
-			get := func(r *runResult, f func(*runResult) float64) float64 {
-				if r == nil {
+			row(fmt.Sprintf("p50 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P50 }))
+			row(fmt.Sprintf("p99 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P99 }))
+		}
+		// At the highest rate every system passed (the goal compares CPU there too).
+		common := 0
+		for _, c := range []*caseResult{o, k, bf} {
+			if c != nil && (common == 0 || c.MaxRate < common) {
+				common = c.MaxRate
+			}
+		}
+		cpuRates := []int{1000}
+		if common > 1000 {
+			cpuRates = append(cpuRates, common)
+		}
+		for _, rate := range cpuRates {
+			row(fmt.Sprintf("CPU per call at %d/s, registrar (µs)", rate), "%.0f", true, at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU, r) }))
+		}
+		row("CPU per call at 1000/s, MariaDB + Redis (µs)", "%.0f", true, at(1000, func(r *runResult) float64 { return perReg(r.MySQLCPU+r.RedisCPU, r) }))
+		row("CPU per call at 1000/s, sipp (µs)", "%.0f", false, at(1000, func(r *runResult) float64 { return perReg(r.Sipp.CPUSeconds, r) }))
+		perCall := func(n func(*runResult) int) func(*runResult) float64 {
+			return func(r *runResult) float64 {
+				if r.Sipp.Successful == 0 {
 					return 0
 				}
-				return f(r)
+				return float64(n(r)) / float64(r.Sipp.Successful)
 			}
-			p50 := func(r *runResult) float64 { return r.Sipp.P50 }
-			p99 := func(r *runResult) float64 { return r.Sipp.P99 }
-			w("| p50 / p99 latency at %d/s (ms) | %s / %s | %s / %s | %s / %s |\n", rate,
-				num(get(ro, p50), "%.2f"), num(get(ro, p99), "%.2f"), num(get(rk, p50), "%.2f"), num(get(rk, p99), "%.2f"),
-				ratio(get(ro, p50), get(rk, p50)), ratio(get(ro, p99), get(rk, p99)))
 		}
-		ro, rk := atRate(o, 1000), atRate(k, 1000)
-		cpu := func(r *runResult, f func(*runResult) float64) float64 {
-			if r == nil {
-				return 0
-			}
-			return perReg(f(r), r)
-		}
-		sutF := func(r *runResult) float64 { return r.SUTCPU }
-		dbF := func(r *runResult) float64 { return r.MySQLCPU + r.RedisCPU }
-		sippF := func(r *runResult) float64 { return r.Sipp.CPUSeconds }
-		w("| CPU per registration at 1000/s, registrar (µs) | %s | %s | %s |\n", num(cpu(ro, sutF), "%.0f"), num(cpu(rk, sutF), "%.0f"), ratio(cpu(ro, sutF), cpu(rk, sutF)))
-		w("| CPU per registration at 1000/s, MariaDB + Redis (µs) | %s | %s | %s |\n", num(cpu(ro, dbF), "%.0f"), num(cpu(rk, dbF), "%.0f"), ratio(cpu(ro, dbF), cpu(rk, dbF)))
-		w("| CPU per registration at 1000/s, sipp (µs) | %s | %s | |\n", num(cpu(ro, sippF), "%.0f"), num(cpu(rk, sippF), "%.0f"))
-		pk := func(c *caseResult) float64 {
+		row("Redis commands per call at 1000/s (INFO commandstats)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisCommands })))
+		row("MySQL SELECTs per call at 1000/s (Com_select)", "%.2f", true, at(1000, perCall(func(r *runResult) int { return r.MySQLSelects })))
+		row("peak memory during the case (MB; ours RSS, Kamailio PSS of all processes)", "%.1f", true, func(c *caseResult) float64 {
 			if c == nil {
 				return 0
 			}
 			return float64(c.PeakKB) / 1024
+		})
+		if ro := atRate(o, 1000); ro != nil && len(ro.RedisByCmd) > 0 {
+			names := make([]string, 0, len(ro.RedisByCmd))
+			for k := range ro.RedisByCmd {
+				names = append(names, k)
+			}
+			sort.Strings(names)
+			var parts []string
+			for _, k := range names {
+				parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(ro.RedisByCmd[k])/float64(max(ro.Sipp.Successful, 1))))
+			}
+			w("\nours, Redis commands per call by name at 1000/s: %s\n", strings.Join(parts, ", "))
 		}
-		w("| peak memory during the case (MB; ours RSS, Kamailio PSS of all processes) | %s | %s | %s |\n\n", num(pk(o), "%.1f"), num(pk(k), "%.1f"), ratio(pk(o), pk(k)))
+		w("\n")
 	}
-	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range b.res.Cases {
 		for _, r := range c.Runs {
-			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
+			per := func(n int) float64 { return float64(n) / float64(max(r.Sipp.Successful, 1)) }
+			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
 				c.Name, r.Rate, r.Pass, r.Sipp.Achieved, r.Sipp.Successful, r.Sipp.Calls-r.Sipp.Successful, r.Sipp.RetransAfterWarmup,
-				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU, r.Wall, r.LoadAfter, r.Why)
+				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU,
+				per(r.RedisCommands), per(r.MySQLSelects), r.Wall, r.LoadAfter, r.Why)
 		}
 	}
 	if len(b.res.Memory) > 0 {

@@ -49,6 +49,11 @@ type runResult struct {
 	Wall      float64    `json:"wall_s"`
 	PeakKB    int        `json:"peak_memory_kb"`
 	LoadAfter string     `json:"load_after"`
+	// Redis commands (INFO commandstats) and MySQL SELECTs (Com_select)
+	// the run caused, in total and by command.
+	RedisCommands int            `json:"redis_commands"`
+	RedisByCmd    map[string]int `json:"redis_commands_by_name,omitempty"`
+	MySQLSelects  int            `json:"mysql_selects"`
 }
 
 type memResult struct {
@@ -109,12 +114,18 @@ func (b *bench) run(ctx context.Context) error {
 		start        func(context.Context) (sut, func(), error)
 	}
 	systems := []system{{"ours", ours, b.startOurs}, {"kamailio", kam, b.startKamailio}}
+	if b.baselineBin != "" {
+		// The same service at an earlier revision, on the same port, run after the others.
+		systems = append(systems, system{"before", ours, func(ctx context.Context) (sut, func(), error) {
+			return b.startService(ctx, "before", b.baselineBin)
+		}})
+	}
 	for _, sys := range systems {
 		cases := []struct{ path, scenario string }{{"clients", "register-auth"}, {"webhook", "register-auth"},
 			{"clients", "reregister-cached"}, {"clients", "unregister"}}
 		var todo []struct{ path, scenario string }
 		for _, c := range cases {
-			if sys.name == "kamailio" && c.path == "webhook" {
+			if sys.name != "ours" && c.path == "webhook" {
 				continue // Kamailio has no registration webhook
 			}
 			if b.want(caseName(sys.name, c.path, c.scenario)) {
@@ -173,9 +184,13 @@ func caseName(system, path, scenario string) string { return system + "-" + path
 
 type dbPids struct{ mysql, redis int }
 
-// step1 climbs the rate ladder for one case: doubling-style ladder until a rate fails,
-// one bisection between the last pass and the first failure, then the highest passing
-// rate is run again until it has passed b.repeats times (stepping down when a repeat fails).
+// maxRate caps the climb beyond the ladder (sipp cannot drive more from 2 cores anyway).
+const maxRate = 64000
+
+// step1 climbs the rate ladder for one case: the ladder, then doubling past its top until a
+// rate fails, bisection between the last pass and the first failure (to within an eighth),
+// then the highest passing rate is run again until it has passed b.repeats times (stepping
+// down when a repeat fails).
 func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Server, name, target, scenario string, csvs []string, timeout time.Duration) caseResult {
 	cr := caseResult{Name: name}
 	var ladder []int
@@ -211,12 +226,30 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 		}
 		lastPass = r
 	}
-	if firstFail > 0 && lastPass > 0 {
+	// The ladder's top passed: climb on (doubling) until a rate fails, so
+	// that no figure reads "at least the ladder top".
+	for firstFail == 0 && lastPass > 0 && lastPass < maxRate && ctx.Err() == nil {
+		r := min(lastPass*2, maxRate)
+		if !one(r) {
+			firstFail = r
+			break
+		}
+		lastPass = r
+	}
+	// Bisect between the last pass and the first failure until the gap is
+	// within an eighth of the passing rate (at least 250/s).
+	for firstFail > 0 && lastPass > 0 && ctx.Err() == nil {
+		if firstFail-lastPass <= max(250, lastPass/8) {
+			break
+		}
 		mid := (lastPass + firstFail) / 2 / 250 * 250
-		if mid > lastPass && mid < firstFail {
-			if one(mid) {
-				lastPass = mid
-			}
+		if mid <= lastPass || mid >= firstFail {
+			break
+		}
+		if one(mid) {
+			lastPass = mid
+		} else {
+			firstFail = mid
 		}
 	}
 	// Repeats, stepping down through the rates that passed.
@@ -241,6 +274,7 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 
 // measure runs one load and samples the CPU of everything involved.
 func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l load) runResult {
+	redis0, sel0 := b.redisCommandStats(), b.mysqlSelects()
 	c0, m0, r0, h0 := s.cpu(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
 	peak := samplePeak(ctx, s, 250*time.Millisecond)
 	t0 := time.Now()
@@ -248,6 +282,14 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop()}
 	rr.SUTCPU, rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = s.cpu()-c0, procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
 	rr.LoadAfter = loadAvg()
+	rr.RedisByCmd = map[string]int{}
+	for name, n := range b.redisCommandStats() {
+		if d := n - redis0[name]; d > 0 {
+			rr.RedisByCmd[name] = d
+			rr.RedisCommands += d
+		}
+	}
+	rr.MySQLSelects = b.mysqlSelects() - sel0
 	var why []string
 	if err != nil {
 		why = append(why, err.Error())
@@ -284,13 +326,18 @@ func cooldown(ctx context.Context, s sut) {
 
 // startOurs starts the Go service with real Redis and MariaDB.
 func (b *bench) startOurs(ctx context.Context) (sut, func(), error) {
-	logf := filepath.Join(b.out, "ours.log")
+	return b.startService(ctx, "ours", b.serviceBin)
+}
+
+// startService starts a build of the Go service (bin) as system name.
+func (b *bench) startService(ctx context.Context, name, bin string) (sut, func(), error) {
+	logf := filepath.Join(b.out, name+".log")
 	lf, err := os.Create(logf)
 	if err != nil {
-		return sut{}, nil, fmt.Errorf("ours: %w", err)
+		return sut{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(cctx, b.serviceBin)
+	cmd := exec.CommandContext(cctx, bin)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"),
@@ -307,7 +354,7 @@ func (b *bench) startOurs(ctx context.Context) (sut, func(), error) {
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		cancel()
-		return sut{}, nil, fmt.Errorf("ours: %w", err)
+		return sut{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	stop := func() {
 		cancel()
@@ -316,9 +363,9 @@ func (b *bench) startOurs(ctx context.Context) (sut, func(), error) {
 	}
 	if err := waitLog(ctx, logf, "native front listening", 15*time.Second); err != nil {
 		stop()
-		return sut{}, nil, fmt.Errorf("ours: %w", err)
+		return sut{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return sut{name: "ours", pid: cmd.Process.Pid}, stop, nil
+	return sut{name: name, pid: cmd.Process.Pid}, stop, nil
 }
 
 // startKamailio starts Kamailio in the foreground (-DD), in its own process group.
@@ -410,6 +457,48 @@ func (b *bench) redisUsedMemory() int {
 		}
 	}
 	return 0
+}
+
+// redisCommandStats is INFO commandstats: calls by command name. The INFO
+// calls of the measurement itself are left out.
+func (b *bench) redisCommandStats() map[string]int {
+	out, err := exec.Command("redis-cli", "-h", b.redisHost, "-p", strconv.Itoa(b.redisPort), "INFO", "commandstats").Output()
+	stats := map[string]int{}
+	if err != nil {
+		return stats
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		// cmdstat_get:calls=12,usec=...
+		rest, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_")
+		if !ok {
+			continue
+		}
+		name, fields, _ := strings.Cut(rest, ":")
+		if name == "info" {
+			continue
+		}
+		for _, f := range strings.Split(fields, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				stats[name], _ = strconv.Atoi(v)
+			}
+		}
+	}
+	return stats
+}
+
+// mysqlSelects is the server's Com_select counter (every SELECT, whoever sent it).
+func (b *bench) mysqlSelects() int {
+	out, err := exec.Command("mysql", "--no-defaults", "-h", b.mysqlHost, "-P", strconv.Itoa(b.mysqlPort), "-uroot",
+		"-p"+b.mysqlRootPass, "-N", "-B", "-e", "SHOW GLOBAL STATUS LIKE 'Com_select'").Output()
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
 }
 
 func (b *bench) redisInt(args ...string) int {

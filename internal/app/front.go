@@ -75,6 +75,7 @@ func openNative(ctx context.Context, cfg *config.Config, h sipfront.Handler, met
 		UserAgent:     "sbc-sip-sidecar/" + config.Version,
 		Log:           log,
 		TLS:           cert,
+		UDPSockets:    cfg.SIPLimits.UDPSockets,
 		Limits: native.Limits{
 			MaxConnections:      cfg.SIPLimits.MaxConnections,
 			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,

@@ -160,6 +160,9 @@ type SIPLimits struct {
 	IdleTimeout         time.Duration
 	MaxMessageSize      int
 	UDPStateTTL         time.Duration
+	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listen
+	// address, 0 = one per core (SIP_UDP_SOCKETS).
+	UDPSockets int
 }
 
 // Config is the whole service configuration.
@@ -285,6 +288,7 @@ func Load(getenv Getenv) (*Config, error) {
 		IdleTimeout:         r.seconds("SIP_IDLE_TIMEOUT", 60),
 		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
 		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
+		UDPSockets:          r.integer("SIP_UDP_SOCKETS", 0, 0, 256),
 	}
 	c.SIPTLSCAFile = r.str("SIP_TLS_CA_FILE", "")
 	for _, l := range c.SIPListen {

@@ -323,7 +323,9 @@ func (g *Registrar) ServeSIP(ctx context.Context, w sipfront.ResponseWriter, req
 	start := g.deps.Now()
 	reg := &Registration{
 		Req: req,
-		Log: g.deps.Log.With("call_id", req.CallID(), "source", req.Source.String(), "transport", req.Transport),
+		// WithAttrs on the handler spares Logger.With's argument conversion.
+		Log: slog.New(g.deps.Log.Handler().WithAttrs([]slog.Attr{
+			slog.String("call_id", req.CallID()), slog.String("source", req.Source.String()), slog.String("transport", req.Transport)})),
 	}
 	res := g.run(ctx, reg)
 	if err := w.Respond(ctx, res); err != nil {

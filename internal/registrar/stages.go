@@ -93,7 +93,7 @@ func (p parse) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 			return reply(400, xReason("Missing "+name+" header"))
 		}
 	}
-	contacts := msg.GetHeaders("Contact")
+	contacts := sipfront.HeadersNamed(msg, "Contact")
 	if len(contacts) == 0 {
 		r.Log.Info("register: no Contact header")
 		return reply(400, xReason(ReasonContactRequired))
@@ -509,9 +509,10 @@ func (a authenticate) hookFailed(ctx context.Context, r *Registration, via strin
 // lowerHeaders gives the request headers as an object with lower-case names
 // (what drachtio-srf's req.headers holds and the webhook body carries).
 func lowerHeaders(msg *sip.Request) map[string]string {
-	out := map[string]string{}
-	for _, h := range msg.Headers() {
-		k := strings.ToLower(h.Name())
+	hs := msg.Headers()
+	out := make(map[string]string, len(hs))
+	for _, h := range hs {
+		k := lowerName(h.Name())
 		if prev, ok := out[k]; ok {
 			out[k] = prev + "," + h.Value()
 			continue
@@ -519,6 +520,26 @@ func lowerHeaders(msg *sip.Request) map[string]string {
 		out[k] = h.Value()
 	}
 	return out
+}
+
+// lowerName lower-cases a header name, without allocating for the names a
+// REGISTER usually carries.
+func lowerName(n string) string {
+	switch n {
+	case "User-Agent":
+		return "user-agent"
+	case "Expires":
+		return "expires"
+	case "Authorization":
+		return "authorization"
+	case "Allow":
+		return "allow"
+	case "Supported":
+		return "supported"
+	case "Max-Forwards":
+		return "max-forwards"
+	}
+	return strings.ToLower(sip.HeaderToLower(n))
 }
 
 // bind stores (or removes) the binding and answers 200.

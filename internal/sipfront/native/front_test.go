@@ -29,7 +29,9 @@ func runFront(t *testing.T, opts Options, h sipfront.Handler) *Front {
 	if opts.Log == nil {
 		opts.Log = quiet()
 	}
-	f, err := New(opts, h, []string{"REGISTER"})
+	// SUBSCRIBE stands for the methods served through sipgo transactions
+	// (REGISTER and OPTIONS over UDP take the stateless path).
+	f, err := New(opts, h, []string{"REGISTER", "SUBSCRIBE"})
 	if err != nil {
 		t.Fatal(err)
 	}

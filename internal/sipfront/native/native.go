@@ -47,6 +47,13 @@ type Options struct {
 	// defaults).
 	Limits Limits
 
+	// UDPSockets is how many sockets (SO_REUSEPORT, each with its own
+	// reader) serve each UDP listen address; zero: one per core.
+	UDPSockets int
+
+	// maxAnswers bounds the answer cache (answers.go); zero: the default.
+	// Tests lower it.
+	maxAnswers int
 	// udpRoundDatagrams bounds the UDP sources one reader round remembers
 	// (udp.go); zero: the default. Tests lower it.
 	udpRoundDatagrams int
@@ -67,8 +74,17 @@ type Front struct {
 
 	udpRounds atomic.Int64
 
+	// The stateless UDP path (fastpath.go).
+	parser                    *sip.Parser
+	answers                   *answerCache
+	workers                   *workerPool
+	fastRegister, fastOptions bool
+	// Retransmissions absorbed while handled, and answered from the cache.
+	absorbed, resent atomic.Int64
+
 	mu         sync.Mutex
-	udp        []net.PacketConn
+	udp        []net.PacketConn // what sipgo serves: one stackConn per group
+	udpGroups  []*udpGroup
 	stream     []streamListener
 	sbcAddress string
 	private    string
@@ -123,11 +139,24 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("native: server: %w", err)
 	}
-	f := &Front{opts: opts, ua: ua, srv: srv, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), log: opts.Log}
+	f := &Front{opts: opts, ua: ua, srv: srv, loop: sipfront.NewLoop(h, opts.Log, opts.Loop), log: opts.Log, parser: parser}
 	f.rlog = logging.NewThrottle(opts.Log, 10*time.Second)
 	f.guard = newConnGuard(opts.Limits, f.rlog)
+	f.answers = newAnswerCache(opts.maxAnswers, answerPeriod)
+	workers := opts.Loop.MaxInFlight
+	if workers <= 0 {
+		workers = sipfront.DefaultMaxInFlight
+	}
+	f.workers = newWorkerPool(workers, f.serveFast)
 	for _, m := range methods {
-		srv.OnRequest(sip.RequestMethod(strings.ToUpper(m)), f.serve)
+		m = strings.ToUpper(m)
+		srv.OnRequest(sip.RequestMethod(m), f.serve)
+		switch m {
+		case "REGISTER":
+			f.fastRegister = true
+		case "OPTIONS":
+			f.fastOptions = true
+		}
 	}
 	return f, nil
 }
@@ -150,18 +179,15 @@ func (f *Front) Listen(ctx context.Context) error {
 		addr := net.JoinHostPort(l.Host, fmt.Sprint(l.Port))
 		switch l.Transport {
 		case "udp":
-			pc, err := lc.ListenPacket(ctx, "udp", addr)
+			socks, err := listenUDP(ctx, addr, f.udpSockets())
 			if err != nil {
 				f.Close()
 				return fmt.Errorf("native: listen %s: %w", l, err)
 			}
-			if uc, ok := pc.(*net.UDPConn); ok {
-				// Bursts of REGISTERs overflow the default buffer (sipgo-notes).
-				_ = uc.SetReadBuffer(4 << 20)
-				_ = uc.SetWriteBuffer(4 << 20)
-			}
+			g := &udpGroup{socks: socks, stack: newStackConn(socks[0])}
 			f.mu.Lock()
-			f.udp = append(f.udp, pc)
+			f.udpGroups = append(f.udpGroups, g)
+			f.udp = append(f.udp, g.stack)
 			f.mu.Unlock()
 		case "tcp", "tls", "ws", "wss":
 			if (l.Transport == "tls" || l.Transport == "wss") && f.opts.TLS == nil {
@@ -195,14 +221,21 @@ func (f *Front) Listen(ctx context.Context) error {
 // Serve serves the opened sockets until ctx ends.
 func (f *Front) Serve(ctx context.Context) error {
 	f.mu.Lock()
-	udp, stream := f.udp, f.stream
+	groups, stream := f.udpGroups, f.stream
 	f.mu.Unlock()
-	if len(udp)+len(stream) == 0 {
+	if len(groups)+len(stream) == 0 {
 		return errors.New("native: Serve called before Listen")
 	}
-	errc := make(chan error, len(udp)+len(stream))
-	for _, pc := range udp {
-		go func() { errc <- f.serveUDP(pc) }()
+	readers := 0
+	for _, g := range groups {
+		readers += 1 + len(g.socks)
+	}
+	errc := make(chan error, readers+len(stream))
+	for _, g := range groups {
+		go func() { errc <- f.serveUDP(g.stack) }()
+		for _, s := range g.socks {
+			go func() { errc <- f.readUDP(g, s) }()
+		}
 	}
 	for _, ln := range stream {
 		go func() { errc <- f.serveStream(ln) }()
@@ -245,13 +278,13 @@ func (f *Front) InFlight() int64 { return f.loop.InFlight() }
 func (f *Front) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, pc := range f.udp {
-		pc.Close()
+	for _, g := range f.udpGroups {
+		g.close()
 	}
 	for _, ln := range f.stream {
 		ln.Close()
 	}
-	f.udp, f.stream = nil, nil
+	f.udp, f.udpGroups, f.stream = nil, nil, nil
 	f.ua.Close()
 }
 

@@ -1,0 +1,316 @@
+package native
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/sipmsg"
+)
+
+// The stateless UDP path. REGISTER and OPTIONS over UDP are answered at
+// once with a final response, so RFC 3261 17.2 lets a server answer them
+// without a transaction: the front reads its UDP sockets itself, parses
+// those two methods, runs them through the serving loop on a bounded pool
+// of workers and writes the answer on the socket the request came in on.
+// The answer cache (answers.go) plays the transaction's part for
+// retransmissions. Everything else read from the sockets (other methods,
+// responses to our own requests, messages the parser refuses) is handed,
+// unchanged, to the sipgo stack, which serves it as before through a
+// virtual socket (stackConn) that writes through the first real one.
+
+// udpGroup is one UDP listen address: its sockets (several with
+// SO_REUSEPORT, each read by its own goroutine) and the socket sipgo sees.
+type udpGroup struct {
+	socks []*net.UDPConn
+	stack *stackConn
+}
+
+// stackQueue bounds the datagrams waiting for the sipgo reader; beyond it
+// they are dropped, as a full socket buffer would.
+const stackQueue = 1024
+
+// stackConn is the PacketConn the sipgo stack serves: it reads what the
+// front's readers pass on and writes through the group's first socket (all
+// share the address, so peers see the same source).
+type stackConn struct {
+	out    *net.UDPConn
+	in     chan datagram
+	closed chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+type datagram struct {
+	b    []byte
+	addr *net.UDPAddr
+}
+
+func newStackConn(out *net.UDPConn) *stackConn {
+	return &stackConn{out: out, in: make(chan datagram, stackQueue), closed: make(chan struct{})}
+}
+
+// pass queues a copy of b from addr for the stack; false when it is full.
+func (s *stackConn) pass(b []byte, addr netip.AddrPort) bool {
+	select {
+	case s.in <- datagram{b: bytes.Clone(b), addr: net.UDPAddrFromAddrPort(addr)}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *stackConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	s.mu.Lock()
+	d := s.deadline
+	s.mu.Unlock()
+	var expired <-chan time.Time
+	if !d.IsZero() {
+		t := time.NewTimer(time.Until(d))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case dg := <-s.in:
+		return copy(b, dg.b), dg.addr, nil
+	case <-s.closed:
+		return 0, nil, net.ErrClosed
+	case <-expired:
+		return 0, nil, os.ErrDeadlineExceeded
+	}
+}
+
+func (s *stackConn) WriteTo(b []byte, addr net.Addr) (int, error) { return s.out.WriteTo(b, addr) }
+
+// Close closes the virtual socket only; the front closes the real ones.
+func (s *stackConn) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *stackConn) LocalAddr() net.Addr { return s.out.LocalAddr() }
+
+func (s *stackConn) SetDeadline(t time.Time) error { return s.SetReadDeadline(t) }
+
+func (s *stackConn) SetReadDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deadline = t
+	return nil
+}
+
+func (s *stackConn) SetWriteDeadline(t time.Time) error { return s.out.SetWriteDeadline(t) }
+
+// close closes the group's sockets and its virtual one.
+func (g *udpGroup) close() {
+	_ = g.stack.Close()
+	for _, s := range g.socks {
+		_ = s.Close()
+	}
+}
+
+// readUDP reads sock until it is closed: REGISTER and OPTIONS go the
+// stateless way, the rest to the stack.
+func (f *Front) readUDP(g *udpGroup, sock *net.UDPConn) error {
+	buf := make([]byte, sip.TransportBufferReadSize)
+	var backoff time.Duration
+	for {
+		n, raddr, err := sock.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// ICMP errors reported on the socket, ENOBUFS ...: log, wait a
+			// little and read on.
+			backoff = nextBackoff(backoff)
+			f.rlog.Warn("udp-read", "sip: UDP read failed, retrying", "err", err.Error(), "retry_in_ms", backoff.Milliseconds())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		data := buf[:n]
+		// Probes and floods of garbage cost nothing (udpReadFilter).
+		if !looksLikeSIP(data) {
+			continue
+		}
+		if f.fastMethod(data) {
+			if j, ok := f.parseFast(data, raddr, sock); ok {
+				f.dispatchFast(j)
+				continue
+			}
+		}
+		g.stack.pass(data, raddr)
+	}
+}
+
+// fastMethod tells from the start line whether data is a request the
+// stateless path serves (a routed REGISTER or OPTIONS).
+func (f *Front) fastMethod(data []byte) bool {
+	switch {
+	case bytes.HasPrefix(data, []byte("REGISTER ")):
+		return f.fastRegister
+	case bytes.HasPrefix(data, []byte("OPTIONS ")):
+		return f.fastOptions
+	}
+	return false
+}
+
+// packetWriter is the socket a fast-path request came in on (a
+// *net.UDPConn; benchmarks capture the answer instead).
+type packetWriter interface {
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+}
+
+// fastJob is one request of the stateless path.
+type fastJob struct {
+	req   *sip.Request
+	raddr netip.AddrPort // as read (may be IPv4-mapped on a dual-stack socket)
+	sock  packetWriter
+	key   answerKey
+}
+
+// parseFast parses a REGISTER/OPTIONS datagram; false hands it to the stack
+// (which logs what it cannot parse, as before).
+func (f *Front) parseFast(data []byte, raddr netip.AddrPort, sock packetWriter) (fastJob, bool) {
+	msg, err := f.parser.ParseSIP(data)
+	if err != nil {
+		return fastJob{}, false
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return fastJob{}, false
+	}
+	via, cseq, callID := req.Via(), req.CSeq(), req.CallID()
+	if via == nil || cseq == nil || callID == nil {
+		return fastJob{}, false
+	}
+	src := netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	branch, _ := via.Params.Get("branch")
+	req.SetTransport("UDP")
+	req.SetSource(src.String())
+	return fastJob{req: req, raddr: raddr, sock: sock,
+		key: answerKey{src: src, branch: branch, seq: cseq.SeqNo, method: string(cseq.MethodName), callID: callID.Value()}}, true
+}
+
+// dispatchFast answers a retransmission from the cache (or absorbs it while
+// the original is handled) and hands a new request to the workers.
+func (f *Front) dispatchFast(j fastJob) {
+	switch state, raw := f.answers.begin(j.key); state {
+	case answerPending:
+		f.absorbed.Add(1)
+		return
+	case answerDone:
+		f.resent.Add(1)
+		if raw != nil {
+			_, _ = j.sock.WriteToUDPAddrPort(raw, j.raddr)
+		}
+		return
+	}
+	f.workers.submit(j)
+}
+
+// serveFast runs one request through the loop (on a worker).
+func (f *Front) serveFast(j fastJob) {
+	w := &udpResponder{req: j.req, sock: j.sock, raddr: j.raddr, key: j.key, answers: f.answers}
+	f.loop.ServeSIP(context.Background(), w, &sipfront.Request{
+		Msg:               j.req,
+		Source:            j.key.src,
+		Transport:         "udp",
+		SBCAddress:        f.SBCAddress(),
+		PrivateSBCAddress: f.PrivateSBCAddress(),
+	})
+	if !w.sent {
+		// Dropped on purpose (NoAnswer) or not sent: a retransmission is
+		// served again, as it was with a transaction.
+		f.answers.forget(j.key)
+	}
+}
+
+// udpResponder writes the answer on the socket the request came in on and
+// keeps it for retransmissions.
+type udpResponder struct {
+	req     *sip.Request
+	sock    packetWriter
+	raddr   netip.AddrPort
+	key     answerKey
+	answers *answerCache
+	sent    bool
+}
+
+func (w *udpResponder) Respond(_ context.Context, r *sipfront.Response) error {
+	if r.Code == sipfront.NoAnswer {
+		return nil
+	}
+	var b bytes.Buffer
+	b.Grow(1024)
+	sipmsg.BuildResponse(w.req, r).StringWrite(&b)
+	raw := b.Bytes()
+	w.answers.finish(w.key, raw)
+	w.sent = true
+	if _, err := w.sock.WriteToUDPAddrPort(raw, w.raddr); err != nil {
+		return fmt.Errorf("native: respond %d: %w", r.Code, err)
+	}
+	return nil
+}
+
+// workerIdle is how long an idle worker waits for the next request before
+// it ends.
+const workerIdle = 10 * time.Second
+
+// workerPool runs fast-path requests on at most max long-lived goroutines
+// (a grown stack is reused, and bursts do not create a goroutine per
+// datagram). A request that finds every worker busy with max of them
+// running gets a goroutine of its own: the loop then refuses it at once
+// (503, MaxInFlight requests are in flight), as it did before.
+type workerPool struct {
+	jobs    chan fastJob // unbuffered: a send succeeds only to an idle worker
+	max     int64
+	running atomic.Int64
+	serve   func(fastJob)
+}
+
+func newWorkerPool(max int, serve func(fastJob)) *workerPool {
+	return &workerPool{jobs: make(chan fastJob), max: int64(max), serve: serve}
+}
+
+func (p *workerPool) submit(j fastJob) {
+	select {
+	case p.jobs <- j:
+		return
+	default:
+	}
+	if p.running.Add(1) <= p.max {
+		go p.work(j)
+		return
+	}
+	p.running.Add(-1)
+	go p.serve(j)
+}
+
+func (p *workerPool) work(j fastJob) {
+	defer p.running.Add(-1)
+	p.serve(j)
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		select {
+		case j := <-p.jobs:
+			p.serve(j)
+			t.Reset(workerIdle)
+		case <-t.C:
+			return
+		}
+	}
+}
