@@ -110,16 +110,20 @@ func (s *Store) BindingAndExists(ctx context.Context, aor, key string) (*registr
 	return &b, found, nil
 }
 
+// unbind removes a binding and its index members in one round trip and
+// one atomic step, as bind writes them (no MULTI/EXEC framing).
+// ARGV: member.
+var unbind = redis.NewScript(`
+redis.call("DEL", KEYS[1])
+redis.call("ZREM", KEYS[2], ARGV[1])
+redis.call("ZREM", KEYS[3], ARGV[1])
+return 1`)
+
 // Unbind implements registrar.Store.
 func (s *Store) Unbind(ctx context.Context, aor string) error {
 	key := store.UserKey(aor)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.ZRem(ctx, store.ActiveUsers, key)
-		p.ZRem(ctx, store.RealmKey(store.RealmOf(aor)), key)
-		return nil
-	})
-	if err != nil {
+	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	if err := unbind.Run(ctx, s.rdb, keys, key).Err(); err != nil {
 		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
 	}
 	return nil

@@ -63,3 +63,61 @@ func TestBindingAndExists(t *testing.T) {
 		t.Fatal("invalid JSON read without error")
 	}
 }
+
+// roundTrips counts the requests a client sends: one per command, one per
+// pipeline or transaction.
+type roundTrips struct{ n int }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.n++; return next(ctx, cmd) }
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.n++; return next(ctx, cmds) }
+}
+
+// Each registration store operation of the REGISTER path is one round trip
+// (once the scripts are loaded: a first EVALSHA may be answered NOSCRIPT).
+func TestOneRoundTripEach(t *testing.T) {
+	addr := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush redis: %v", err)
+	}
+	s := redisstore.New(rdb)
+	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	ops := []struct {
+		name string
+		run  func() error
+	}{
+		{"Bind", func() error { return s.Bind(ctx, "john@example.com", b, time.Hour) }},
+		{"BindingAndExists", func() error {
+			_, _, err := s.BindingAndExists(ctx, "john@example.com", "c:ban:aor:john@example.com")
+			return err
+		}},
+		{"Binding", func() error { _, err := s.Binding(ctx, "john@example.com"); return err }},
+		{"Unbind", func() error { return s.Unbind(ctx, "john@example.com") }},
+	}
+	// The first pass warms the connection pool up (the first pipeline may
+	// dial its own connection); the second is counted.
+	for _, op := range ops {
+		if err := op.run(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+	}
+	for _, op := range ops {
+		rt.n = 0
+		if err := op.run(); err != nil {
+			t.Fatalf("%s: %v", op.name, err)
+		}
+		if rt.n != 1 {
+			t.Errorf("%s took %d round trips, want 1", op.name, rt.n)
+		}
+	}
+}
