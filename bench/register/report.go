@@ -149,6 +149,7 @@ func (b *bench) markdown() string {
 			}
 		}
 		row("Redis commands per call at 1000/s (INFO commandstats)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisCommands })))
+		row("Redis round trips per call at 1000/s (INFO stats total_reads_processed)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisReads })))
 		row("MySQL SELECTs per call at 1000/s (Com_select)", "%.2f", true, at(1000, perCall(func(r *runResult) int { return r.MySQLSelects })))
 		row("peak memory during the case (MB; ours RSS, Kamailio PSS of all processes)", "%.1f", true, func(c *caseResult) float64 {
 			if c == nil {
@@ -170,14 +171,14 @@ func (b *bench) markdown() string {
 		}
 		w("\n")
 	}
-	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | Redis reads/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range b.res.Cases {
 		for _, r := range c.Runs {
 			per := func(n int) float64 { return float64(n) / float64(max(r.Sipp.Successful, 1)) }
-			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
+			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
 				c.Name, r.Rate, r.Pass, r.Sipp.Achieved, r.Sipp.Successful, r.Sipp.Calls-r.Sipp.Successful, r.Sipp.RetransAfterWarmup,
 				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU,
-				per(r.RedisCommands), per(r.MySQLSelects), r.Wall, r.LoadAfter, r.Why)
+				per(r.RedisCommands), per(r.RedisReads), per(r.MySQLSelects), r.Wall, r.LoadAfter, r.Why)
 		}
 	}
 	if len(b.res.Memory) > 0 {

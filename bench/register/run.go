@@ -53,7 +53,10 @@ type runResult struct {
 	// the run caused, in total and by command.
 	RedisCommands int            `json:"redis_commands"`
 	RedisByCmd    map[string]int `json:"redis_commands_by_name,omitempty"`
-	MySQLSelects  int            `json:"mysql_selects"`
+	// RedisReads is INFO stats total_reads_processed: the server's reads of
+	// client requests, about one per round trip (a pipeline arrives in one).
+	RedisReads   int `json:"redis_reads"`
+	MySQLSelects int `json:"mysql_selects"`
 }
 
 type memResult struct {
@@ -274,7 +277,8 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 
 // measure runs one load and samples the CPU of everything involved.
 func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l load) runResult {
-	redis0, sel0 := b.redisCommandStats(), b.mysqlSelects()
+	redis0, reads0 := b.redisCommandStats()
+	sel0 := b.mysqlSelects()
 	c0, m0, r0, h0 := s.cpu(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
 	peak := samplePeak(ctx, s, 250*time.Millisecond)
 	t0 := time.Now()
@@ -283,12 +287,15 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	rr.SUTCPU, rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = s.cpu()-c0, procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
 	rr.LoadAfter = loadAvg()
 	rr.RedisByCmd = map[string]int{}
-	for name, n := range b.redisCommandStats() {
+	redis1, reads1 := b.redisCommandStats()
+	for name, n := range redis1 {
 		if d := n - redis0[name]; d > 0 {
 			rr.RedisByCmd[name] = d
 			rr.RedisCommands += d
 		}
 	}
+	// The second INFO's own read is not the system's.
+	rr.RedisReads = max(reads1-reads0-1, 0)
 	rr.MySQLSelects = b.mysqlSelects() - sel0
 	var why []string
 	if err != nil {
@@ -347,8 +354,10 @@ func (b *bench) startService(ctx context.Context, name, bin string) (sut, func()
 		"JAMBONES_REDIS_HOST=" + b.redisHost, "JAMBONES_REDIS_PORT=" + strconv.Itoa(b.redisPort),
 		"JAMBONES_CLUSTER_ID=bench", "ENCRYPTION_SECRET=" + b.secret, "JAMBONES_LOGLEVEL=info",
 		"SIP_LISTEN=udp:127.0.0.1:" + strconv.Itoa(b.ourPort), "SBC_SOCKET_PATH=" + filepath.Join(b.out, "cli.sock"),
-		// The per-IP limits protect a real SBC; sipp sends everything from one IP.
-		"SIP_RATE_LIMIT=0", "AUTH_FAILURE_LIMIT=0", "AUTH_FAILURE_AOR_LIMIT=0",
+		// The per-IP limits protect a real SBC; sipp sends everything from one
+		// IP. The per-AoR ban stays on (its default), as in production: every
+		// authenticated REGISTER reads its AoR's ban.
+		"SIP_RATE_LIMIT=0", "AUTH_FAILURE_LIMIT=0",
 		"NONCE_SECRET=bench-nonce-secret", "PPROF=" + os.Getenv("PPROF"), "HTTP_PORT=" + os.Getenv("BENCH_HTTP_PORT"),
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
@@ -459,15 +468,21 @@ func (b *bench) redisUsedMemory() int {
 	return 0
 }
 
-// redisCommandStats is INFO commandstats: calls by command name. The INFO
-// calls of the measurement itself are left out.
-func (b *bench) redisCommandStats() map[string]int {
-	out, err := exec.Command("redis-cli", "-h", b.redisHost, "-p", strconv.Itoa(b.redisPort), "INFO", "commandstats").Output()
+// redisCommandStats is INFO commandstats: calls by command name (the INFO
+// calls of the measurement itself are left out), and INFO stats'
+// total_reads_processed, in one INFO.
+func (b *bench) redisCommandStats() (map[string]int, int) {
+	out, err := exec.Command("redis-cli", "-h", b.redisHost, "-p", strconv.Itoa(b.redisPort), "INFO", "commandstats", "stats").Output()
 	stats := map[string]int{}
 	if err != nil {
-		return stats
+		return stats, 0
 	}
+	reads := 0
 	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "total_reads_processed:"); ok {
+			reads, _ = strconv.Atoi(v)
+			continue
+		}
 		// cmdstat_get:calls=12,usec=...
 		rest, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_")
 		if !ok {
@@ -483,7 +498,7 @@ func (b *bench) redisCommandStats() map[string]int {
 			}
 		}
 	}
-	return stats
+	return stats, reads
 }
 
 // mysqlSelects is the server's Com_select counter (every SELECT, whoever sent it).

@@ -314,6 +314,20 @@ func (s countingStore) Binding(ctx context.Context, aor string) (*registrar.Bind
 	return b, s.errs.count(err)
 }
 
+var _ registrar.CombinedStore = (*redisstore.Store)(nil)
+
+// BindingAndExists passes registrar.CombinedStore through: countingStore
+// wraps a redisstore.Store, which offers it.
+func (s countingStore) BindingAndExists(ctx context.Context, aor, key string) (*registrar.Binding, bool, error) {
+	cs, ok := s.Registrations.(registrar.CombinedStore)
+	if !ok {
+		// Not "not banned": an error leaves the ban to the guard's own read.
+		return nil, false, errors.New("app: the registration store offers no combined lookup")
+	}
+	b, found, err := cs.BindingAndExists(ctx, aor, key)
+	return b, found, s.errs.count(err)
+}
+
 func (s countingStore) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
 	return s.errs.count(s.Registrations.Bind(ctx, aor, b, ttl))
 }

@@ -130,6 +130,36 @@ func (g *Guard) AdmitAoR(ctx context.Context, aor string) bool {
 	return !g.banned(ctx, "aor:"+aor)
 }
 
+// keyedBans is a Bans whose bans are keys of a shared store, so that a
+// caller can read one together with its own keys (store.Bans).
+type keyedBans interface {
+	BanKey(key string) string
+}
+
+// AoRBanKey returns the store key of aor's ban when AdmitAoR would read it
+// (AoR bans are on, the bans are keyed and no recent answer is kept), so
+// that the caller can read it in its own round trip and hand the answer
+// over with AoRBanRead.
+func (g *Guard) AoRBanKey(aor string) (string, bool) {
+	kb, ok := g.bans.(keyedBans)
+	if !ok || g.cfg.FailuresAoR <= 0 {
+		return "", false
+	}
+	if t, ok := g.notBan.get("aor:" + aor); ok && time.Since(t) < 2*time.Second {
+		return "", false
+	}
+	return kb.BanKey("aor:" + aor), true
+}
+
+// AoRBanRead records the answer of a lookup of AoRBanKey's key: "not
+// banned" is kept as AdmitAoR's own answer would be; a ban is not kept,
+// so AdmitAoR reads it again and decides as always.
+func (g *Guard) AoRBanRead(aor string, banned bool) {
+	if !banned {
+		g.notBan.put("aor:"+aor, time.Now())
+	}
+}
+
 func (g *Guard) banned(ctx context.Context, key string) bool {
 	if t, ok := g.notBan.get(key); ok && time.Since(t) < 2*time.Second {
 		return false

@@ -67,6 +67,22 @@ type Store interface {
 	CountRealm(ctx context.Context, realm string) (int, error)
 }
 
+// CombinedStore is optional on a Store: the binding of aor and whether key
+// exists, in one round trip (redisstore: GET and EXISTS pipelined). The
+// cache stage uses it to read the AoR's ban with the binding when the guard
+// offers the key (AoRBanPrefetcher), sparing authenticate a round trip.
+type CombinedStore interface {
+	BindingAndExists(ctx context.Context, aor, key string) (*Binding, bool, error)
+}
+
+// AoRBanPrefetcher is optional on a Guard (guard.Guard): the store key of
+// an AoR's ban when AdmitAoR would read it, and the hand-over of the answer
+// read elsewhere.
+type AoRBanPrefetcher interface {
+	AoRBanKey(aor string) (string, bool)
+	AoRBanRead(aor string, banned bool)
+}
+
 // Account is the account owning a SIP realm.
 type Account struct {
 	SID                string

@@ -189,7 +189,7 @@ func clip(s string) string {
 type cache struct{ d Deps }
 
 func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
-	b, err := c.d.Store.Binding(ctx, r.AoR)
+	b, err := c.lookup(ctx, r)
 	if errors.Is(err, breaker.ErrUnavailable) {
 		// The store is down: the binding could not be written either.
 		r.Log.Debug("register: store unavailable", "err", err)
@@ -223,6 +223,27 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 	return reply(200,
 		sipfront.Header{Name: "Contact", Value: withExpires(r.ContactHeader, NATExpires)},
 		sipfront.Header{Name: "Expires", Value: strconv.Itoa(NATExpires)})
+}
+
+// lookup reads the binding; when the request carries credentials (it will
+// reach authenticate) and both the store and the guard allow it, it reads
+// the AoR's ban in the same round trip and hands the answer to the guard.
+// A store error leaves the guard to read the ban itself.
+func (c cache) lookup(ctx context.Context, r *Registration) (*Binding, error) {
+	cs, ok := c.d.Store.(CombinedStore)
+	pf, ok2 := c.d.Guard.(AoRBanPrefetcher)
+	if !ok || !ok2 || r.Req.Msg.GetHeader("Authorization") == nil {
+		return c.d.Store.Binding(ctx, r.AoR)
+	}
+	key, need := pf.AoRBanKey(r.AoR)
+	if !need {
+		return c.d.Store.Binding(ctx, r.AoR)
+	}
+	b, banned, err := cs.BindingAndExists(ctx, r.AoR, key)
+	if err == nil {
+		pf.AoRBanRead(r.AoR, banned)
+	}
+	return b, err
 }
 
 func proxyOf(src netip.AddrPort) string { return "sip:" + src.String() }

@@ -30,9 +30,13 @@ func NewBans(bans, failures BanKV, cluster string) *Bans {
 	return &Bans{bans: bans, failures: failures, prefix: cluster + ":"}
 }
 
+// BanKey returns the store key that holds key's ban, so that a lookup can
+// read it together with other keys (guard.Guard.AoRBanKey).
+func (b *Bans) BanKey(key string) string { return b.prefix + "ban:" + key }
+
 // Banned reports whether key is banned.
 func (b *Bans) Banned(ctx context.Context, key string) (bool, error) {
-	n, err := b.bans.Exists(ctx, b.prefix+"ban:"+key)
+	n, err := b.bans.Exists(ctx, b.BanKey(key))
 	if err != nil {
 		return false, fmt.Errorf("store: ban lookup: %w", err)
 	}
@@ -41,7 +45,7 @@ func (b *Bans) Banned(ctx context.Context, key string) (bool, error) {
 
 // Ban bans key for d. A full in-process store keeps the bans it has.
 func (b *Bans) Ban(ctx context.Context, key string, d time.Duration) error {
-	if err := b.bans.Set(ctx, b.prefix+"ban:"+key, "1", d); err != nil && !errors.Is(err, ErrFull) {
+	if err := b.bans.Set(ctx, b.BanKey(key), "1", d); err != nil && !errors.Is(err, ErrFull) {
 		return fmt.Errorf("store: ban: %w", err)
 	}
 	return nil

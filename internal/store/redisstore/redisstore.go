@@ -49,13 +49,23 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 	return &b, nil
 }
 
-// addToRealm adds a member to a realm's index and makes the index expire
-// with its longest-lived member: only CountRealm (hosting) prunes it, so a
-// realm whose devices are gone must not leave a set behind forever.
-var addToRealm = redis.NewScript(`
-redis.call("ZADD", KEYS[1], ARGV[1], ARGV[2])
-local top = redis.call("ZRANGE", KEYS[1], -1, -1, "WITHSCORES")
-redis.call("PEXPIREAT", KEYS[1], top[2])
+// bind writes a binding in one round trip and one atomic step: the
+// `user:<aor>` JSON with its TTL, its `active-user` member and its realm
+// index member, the realm index expiring with its longest-lived member
+// (only CountRealm, in hosting mode, prunes it: a realm whose devices are
+// gone must not leave a set behind forever). A script rather than
+// MULTI/EXEC: the same writes without the two framing commands.
+// ARGV: payload, ttl in ms (0: no expiry), expiry in ms, member.
+var bind = redis.NewScript(`
+if tonumber(ARGV[2]) > 0 then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+else
+  redis.call("SET", KEYS[1], ARGV[1])
+end
+redis.call("ZADD", KEYS[2], ARGV[3], ARGV[4])
+redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
+local top = redis.call("ZRANGE", KEYS[3], -1, -1, "WITHSCORES")
+redis.call("PEXPIREAT", KEYS[3], top[2])
 return 1`)
 
 // Bind implements registrar.Store.
@@ -65,29 +75,55 @@ func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl t
 		return fmt.Errorf("redisstore: encoding binding: %w", err)
 	}
 	key := store.UserKey(aor)
-	member := redis.Z{Score: float64(b.ExpiryTime), Member: key}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, key, payload, ttl)
-		p.ZAdd(ctx, store.ActiveUsers, member)
-		addToRealm.Eval(ctx, p, []string{store.RealmKey(store.RealmOf(aor))}, b.ExpiryTime, key)
-		return nil
-	})
-	if err != nil {
+	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	if err := bind.Run(ctx, s.rdb, keys, payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key).Err(); err != nil {
 		return fmt.Errorf("redisstore: bind %s: %w", key, err)
 	}
 	return nil
 }
 
+// BindingAndExists implements registrar.CombinedStore: the binding of aor
+// and whether key exists (a ban), in one pipelined round trip.
+func (s *Store) BindingAndExists(ctx context.Context, aor, key string) (*registrar.Binding, bool, error) {
+	var get *redis.StringCmd
+	var exists *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, store.UserKey(aor))
+		exists = p.Exists(ctx, key)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, false, fmt.Errorf("redisstore: get %s with %s: %w", store.UserKey(aor), key, err)
+	}
+	found := exists.Val() > 0
+	raw, err := get.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, found, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("redisstore: get %s: %w", store.UserKey(aor), err)
+	}
+	var b registrar.Binding
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, found, fmt.Errorf("redisstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
+	}
+	return &b, found, nil
+}
+
+// unbind removes a binding and its index members in one round trip and
+// one atomic step, as bind writes them (no MULTI/EXEC framing).
+// ARGV: member.
+var unbind = redis.NewScript(`
+redis.call("DEL", KEYS[1])
+redis.call("ZREM", KEYS[2], ARGV[1])
+redis.call("ZREM", KEYS[3], ARGV[1])
+return 1`)
+
 // Unbind implements registrar.Store.
 func (s *Store) Unbind(ctx context.Context, aor string) error {
 	key := store.UserKey(aor)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, key)
-		p.ZRem(ctx, store.ActiveUsers, key)
-		p.ZRem(ctx, store.RealmKey(store.RealmOf(aor)), key)
-		return nil
-	})
-	if err != nil {
+	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	if err := unbind.Run(ctx, s.rdb, keys, key).Err(); err != nil {
 		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
 	}
 	return nil
