@@ -23,7 +23,9 @@
 # (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
 # mem-kamailio), KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
 # is built from `git archive` and measured as the system "before", after the others, so a
-# change is compared with its baseline in the same run; its cases are named before-...).
+# change is compared with its baseline in the same run; its cases are named before-...),
+# BASELINE_ENV (space-separated NAME=value added to the baseline's environment, e.g.
+# BASELINE=HEAD BASELINE_ENV=REGISTRATION_EVENTS=off measures a setting's cost in one run).
 #
 # The ladder climbs past its top (doubling) until a rate fails, then bisects to within an eighth,
 # for every system. Each run also records the Redis commands (INFO commandstats deltas) and MySQL
@@ -72,7 +74,7 @@ if [ -n "$BASELINE" ]; then
 	rm -rf "$OUT/baseline-src" && mkdir -p "$OUT/baseline-src"
 	git -C "$repo" archive "$BASELINE" | tar -x -C "$OUT/baseline-src"
 	(cd "$OUT/baseline-src" && go build -o "$OUT/sbc-sip-sidecar-baseline" ./cmd/sbc-sip-sidecar)
-	baseline_args=(-baseline-service "$OUT/sbc-sip-sidecar-baseline")
+	baseline_args=(-baseline-service "$OUT/sbc-sip-sidecar-baseline" -baseline-env "${BASELINE_ENV:-}")
 fi
 gcc -O2 -shared -fPIC -o "$OUT/clockshim.so" "$here/clockshim/clockshim.c" -ldl
 
@@ -85,7 +87,7 @@ mysql_root kamailio <"$kam_sql/auth_db-create.sql"
 mysql_root kamailio <"$OUT/kamailio.sql"
 
 # 3. Run.
-cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY}${BASELINE:+ BASELINE=$BASELINE})"
+cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY}${BASELINE:+ BASELINE=$BASELINE}${BASELINE_ENV:+ BASELINE_ENV=$BASELINE_ENV})"
 log "running; outputs in $OUT (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 cd "$repo"
 "$OUT/register" run -out "$OUT" -scenarios "$here/scenarios" -clockshim "$OUT/clockshim.so" \

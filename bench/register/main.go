@@ -54,6 +54,7 @@ type bench struct {
 	log                                   *slog.Logger
 	out, scenarios, clockShim, serviceBin string
 	baselineBin                           string
+	baselineEnv                           string
 	kamCfg                                string
 	mysqlHost, mysqlUser, mysqlPass       string
 	mysqlDB, mysqlRootPass                string
@@ -77,6 +78,7 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.clockShim, "clockshim", "", "LD_PRELOAD library giving sipp a fine clock")
 	fs.StringVar(&b.serviceBin, "service", "", "sbc-sip-sidecar binary")
 	fs.StringVar(&b.baselineBin, "baseline-service", "", "sbc-sip-sidecar binary of an earlier revision, measured as the system \"before\" (optional)")
+	fs.StringVar(&b.baselineEnv, "baseline-env", "", "space-separated NAME=value added to the baseline's environment (e.g. REGISTRATION_EVENTS=off)")
 	fs.StringVar(&b.kamCfg, "kamailio-cfg", "bench/kamailio/kamailio.cfg", "Kamailio configuration")
 	fs.StringVar(&b.mysqlHost, "mysql-host", "127.0.0.1", "")
 	fs.IntVar(&b.mysqlPort, "mysql-port", 3306, "")

@@ -360,6 +360,9 @@ func (b *bench) startService(ctx context.Context, name, bin string) (sut, func()
 		"SIP_RATE_LIMIT=0", "AUTH_FAILURE_LIMIT=0",
 		"NONCE_SECRET=bench-nonce-secret", "PPROF=" + os.Getenv("PPROF"), "HTTP_PORT=" + os.Getenv("BENCH_HTTP_PORT"),
 	}
+	if name == "before" {
+		cmd.Env = append(cmd.Env, strings.Fields(b.baselineEnv)...)
+	}
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		cancel()
