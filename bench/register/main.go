@@ -54,6 +54,8 @@ type bench struct {
 	log                                   *slog.Logger
 	out, scenarios, clockShim, serviceBin string
 	baselineBin                           string
+	drachtioBin, drachtioLogLevel         string
+	drachtioPort, drachtioSIPPort         int
 	kamCfg                                string
 	mysqlHost, mysqlUser, mysqlPass       string
 	mysqlDB, mysqlRootPass                string
@@ -77,6 +79,10 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.clockShim, "clockshim", "", "LD_PRELOAD library giving sipp a fine clock")
 	fs.StringVar(&b.serviceBin, "service", "", "sbc-sip-sidecar binary")
 	fs.StringVar(&b.baselineBin, "baseline-service", "", "sbc-sip-sidecar binary of an earlier revision, measured as the system \"before\" (optional)")
+	fs.StringVar(&b.drachtioBin, "drachtio", "", "drachtio-server binary: the service is measured behind it too, as system "+drachtioSystem+" (optional)")
+	fs.StringVar(&b.drachtioLogLevel, "drachtio-loglevel", "info", "drachtio-server log level")
+	fs.IntVar(&b.drachtioPort, "drachtio-port", 17063, "control port of drachtio-server")
+	fs.IntVar(&b.drachtioSIPPort, "drachtio-sip-port", 17062, "SIP port of drachtio-server")
 	fs.StringVar(&b.kamCfg, "kamailio-cfg", "bench/kamailio/kamailio.cfg", "Kamailio configuration")
 	fs.StringVar(&b.mysqlHost, "mysql-host", "127.0.0.1", "")
 	fs.IntVar(&b.mysqlPort, "mysql-port", 3306, "")
