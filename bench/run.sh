@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# REGISTER benchmark: this service and Kamailio side by side, same machine, same run.
+# REGISTER benchmark: this service and Kamailio side by side, same machine, same run; the
+# service also behind a real drachtio-server (its drachtio front), when one is found.
 #
 #   bench/run.sh            # ~10 minutes; tables in bench/RESULTS.md, raw data in bench/results.json
 #
@@ -18,8 +19,16 @@
 #  4. runs bench/register: for each system and scenario, steps the sipp rate up, then writes
 #     $OUT/results.json and $OUT/RESULTS.md; both are copied into bench/.
 #
+# Systems: ours (the service's native front on UDP), kamailio, and ours-drachtio: drachtio-server
+# owns the SIP port, sipp sends to it, and the service connects to it as its client
+# (DRACHTIO_HOST/PORT/SECRET), as in a jambonz SBC. Its CPU is both processes' (drachtio-server's
+# share in its own column). The binary is scripts/test.sh's TEST_DRACHTIO_BIN (default
+# ../shared/tools/drachtio/drachtio beside the repository; test.sh installs its runtime libraries);
+# without one these cases are left out. By default only ours-drachtio-clients-register-auth runs;
+# ONLY can name its other cases (ours-drachtio-webhook-register-auth, ...).
+#
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
-# STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
+# DRACHTIO_LOGLEVEL (info, as a jambonz SBC runs it), STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
 # (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
 # mem-kamailio), KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
 # is built from `git archive` and measured as the system "before", after the others, so a
@@ -37,7 +46,7 @@ OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
 STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
 MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
-BASELINE=${BASELINE:-}
+BASELINE=${BASELINE:-} DRACHTIO_LOGLEVEL=${DRACHTIO_LOGLEVEL:-info}
 SECRET=bench-encryption-secret-0123456789abcdef
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
 mkdir -p "$OUT"
@@ -96,7 +105,8 @@ cd "$repo"
 	-mysql-password "$TEST_MYSQL_PASSWORD" -mysql-database "$TEST_MYSQL_DATABASE" -mysql-root-password jambones_root \
 	-redis-host "${TEST_REDIS_ADDR%:*}" -redis-port "${TEST_REDIS_ADDR#*:}" -state-dir "$TEST_STATE_DIR" \
 	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
-	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}"
+	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}" \
+	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"

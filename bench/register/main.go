@@ -55,6 +55,8 @@ type bench struct {
 	out, scenarios, clockShim, serviceBin string
 	baselineBin                           string
 	baselineEnv                           string
+	drachtioBin, drachtioLogLevel         string
+	drachtioPort, drachtioSIPPort         int
 	kamCfg                                string
 	mysqlHost, mysqlUser, mysqlPass       string
 	mysqlDB, mysqlRootPass                string
@@ -79,6 +81,10 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.serviceBin, "service", "", "sbc-sip-sidecar binary")
 	fs.StringVar(&b.baselineBin, "baseline-service", "", "sbc-sip-sidecar binary of an earlier revision, measured as the system \"before\" (optional)")
 	fs.StringVar(&b.baselineEnv, "baseline-env", "", "space-separated NAME=value added to the baseline's environment (e.g. REGISTRATION_EVENTS=off)")
+	fs.StringVar(&b.drachtioBin, "drachtio", "", "drachtio-server binary: the service is measured behind it too, as system "+drachtioSystem+" (optional)")
+	fs.StringVar(&b.drachtioLogLevel, "drachtio-loglevel", "info", "drachtio-server log level")
+	fs.IntVar(&b.drachtioPort, "drachtio-port", 17063, "control port of drachtio-server")
+	fs.IntVar(&b.drachtioSIPPort, "drachtio-sip-port", 17062, "SIP port of drachtio-server")
 	fs.StringVar(&b.kamCfg, "kamailio-cfg", "bench/kamailio/kamailio.cfg", "Kamailio configuration")
 	fs.StringVar(&b.mysqlHost, "mysql-host", "127.0.0.1", "")
 	fs.IntVar(&b.mysqlPort, "mysql-port", 3306, "")

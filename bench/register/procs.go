@@ -81,16 +81,27 @@ func statusKB(pid int, file, key string) int {
 
 // sut is the system under test: one process (the Go service) or a process group
 // (Kamailio). Memory is RSS for one process and the sum of PSS for a group, so
-// that shared memory is counted once.
+// that shared memory is counted once. front is the pid of a process in front of
+// the service (drachtio-server), counted in CPU and memory besides the service
+// and reported on its own too (frontCPU); 0 when there is none.
 type sut struct {
 	name  string
 	pid   int
 	group bool
+	front int
+}
+
+// frontCPU is the CPU of the front process alone (0 without one).
+func (s sut) frontCPU() float64 {
+	if s.front == 0 {
+		return 0
+	}
+	return procCPU(s.front)
 }
 
 func (s sut) cpu() float64 {
 	if !s.group {
-		return procCPU(s.pid)
+		return procCPU(s.pid) + s.frontCPU()
 	}
 	var t float64
 	for _, p := range group(s.pid) {
@@ -102,7 +113,11 @@ func (s sut) cpu() float64 {
 // memKB is the resident memory now.
 func (s sut) memKB() int {
 	if !s.group {
-		return statusKB(s.pid, "status", "VmRSS")
+		kb := statusKB(s.pid, "status", "VmRSS")
+		if s.front != 0 {
+			kb += statusKB(s.front, "status", "VmRSS")
+		}
+		return kb
 	}
 	var t int
 	for _, p := range group(s.pid) {
@@ -112,11 +127,13 @@ func (s sut) memKB() int {
 }
 
 // peakSampler samples s.memKB every interval until stopped; Peak is the maximum.
+// front is the peak of the front process alone (drachtio-server), part of peak.
 type peakSampler struct {
-	mu   sync.Mutex
-	peak int
-	stop context.CancelFunc
-	done chan struct{}
+	mu    sync.Mutex
+	peak  int
+	front int
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 func samplePeak(ctx context.Context, s sut, every time.Duration) *peakSampler {
@@ -128,8 +145,12 @@ func samplePeak(ctx context.Context, s sut, every time.Duration) *peakSampler {
 		defer t.Stop()
 		for {
 			if m := s.memKB(); m > 0 {
+				f := 0
+				if s.front != 0 {
+					f = statusKB(s.front, "status", "VmRSS")
+				}
 				p.mu.Lock()
-				p.peak = max(p.peak, m)
+				p.peak, p.front = max(p.peak, m), max(p.front, f)
 				p.mu.Unlock()
 			}
 			select {
@@ -149,6 +170,13 @@ func (p *peakSampler) Stop() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.peak
+}
+
+// Front is the front process's peak in kB (after Stop).
+func (p *peakSampler) Front() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.front
 }
 
 func loadAvg() string {

@@ -83,28 +83,46 @@ func (b *bench) markdown() string {
 	scen := []struct{ path, scenario string }{{"clients", "register-auth"}, {"webhook", "register-auth"}, {"clients", "reregister-cached"}, {"clients", "unregister"}}
 	for _, sc := range scen {
 		o, k, bf := b.find("ours", sc.path, sc.scenario), b.find("kamailio", sc.path, sc.scenario), b.find("before", sc.path, sc.scenario)
-		if o == nil && k == nil {
+		d := b.find(drachtioSystem, sc.path, sc.scenario)
+		if o == nil && k == nil && d == nil {
 			continue
 		}
-		withBefore := bf != nil
+		withBefore, withDrachtio := bf != nil, d != nil
 		w("### %s, %s path\n\n", sc.scenario, sc.path)
+		head, rule := "| figure | ours | Kamailio | ours/Kamailio |", "|---|---|---|---|"
 		if withBefore {
-			w("| figure | ours | Kamailio | ours/Kamailio | before (baseline) | ours/before |\n|---|---|---|---|---|---|\n")
-		} else {
-			w("| figure | ours | Kamailio | ours/Kamailio |\n|---|---|---|---|\n")
+			head, rule = head+" before (baseline) | ours/before |", rule+"---|---|"
 		}
-		// row writes one figure of the three systems; f gives 0 for "no figure".
+		if withDrachtio {
+			head, rule = head+" ours behind drachtio-server | drachtio/ours |", rule+"---|---|"
+		}
+		w("%s\n%s\n", head, rule)
+		// row writes one figure of every system; f gives 0 for "no figure". The
+		// ratios compare ours with Kamailio and with the baseline, and ours behind
+		// drachtio-server with ours on its native front.
 		row := func(label, format string, withRatio bool, f func(*caseResult) float64) {
-			vo, vk, vb := f(o), f(k), f(bf)
-			rk, rb := "", ""
+			vo, vk, vb, vd := f(o), f(k), f(bf), f(d)
+			rk, rb, rd := "", "", ""
 			if withRatio {
-				rk, rb = ratio(vo, vk), ratio(vo, vb)
+				rk, rb, rd = ratio(vo, vk), ratio(vo, vb), ratio(vd, vo)
 			}
 			w("| %s | %s | %s | %s |", label, num(vo, format), num(vk, format), rk)
 			if withBefore {
 				w(" %s | %s |", num(vb, format), rb)
 			}
+			if withDrachtio {
+				w(" %s | %s |", num(vd, format), rd)
+			}
 			w("\n")
+		}
+		// only limits f to the case of the drachtio system (figures the others do not have).
+		only := func(f func(*caseResult) float64) func(*caseResult) float64 {
+			return func(c *caseResult) float64 {
+				if c == nil || c != d {
+					return 0
+				}
+				return f(c)
+			}
 		}
 		at := func(rate int, f func(*runResult) float64) func(*caseResult) float64 {
 			return func(c *caseResult) float64 {
@@ -126,7 +144,7 @@ func (b *bench) markdown() string {
 		}
 		// At the highest rate every system passed (the goal compares CPU there too).
 		common := 0
-		for _, c := range []*caseResult{o, k, bf} {
+		for _, c := range []*caseResult{o, k, bf, d} {
 			if c != nil && (common == 0 || c.MaxRate < common) {
 				common = c.MaxRate
 			}
@@ -137,6 +155,10 @@ func (b *bench) markdown() string {
 		}
 		for _, rate := range cpuRates {
 			row(fmt.Sprintf("CPU per call at %d/s, registrar (µs)", rate), "%.0f", true, at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU, r) }))
+			if withDrachtio {
+				row(fmt.Sprintf("  of which drachtio-server at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.FrontCPU, r) })))
+				row(fmt.Sprintf("  of which the service at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU-r.FrontCPU, r) })))
+			}
 		}
 		row("CPU per call at 1000/s, MariaDB + Redis (µs)", "%.0f", true, at(1000, func(r *runResult) float64 { return perReg(r.MySQLCPU+r.RedisCPU, r) }))
 		row("CPU per call at 1000/s, sipp (µs)", "%.0f", false, at(1000, func(r *runResult) float64 { return perReg(r.Sipp.CPUSeconds, r) }))
@@ -151,12 +173,15 @@ func (b *bench) markdown() string {
 		row("Redis commands per call at 1000/s (INFO commandstats)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisCommands })))
 		row("Redis round trips per call at 1000/s (INFO stats total_reads_processed)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisReads })))
 		row("MySQL SELECTs per call at 1000/s (Com_select)", "%.2f", true, at(1000, perCall(func(r *runResult) int { return r.MySQLSelects })))
-		row("peak memory during the case (MB; ours RSS, Kamailio PSS of all processes)", "%.1f", true, func(c *caseResult) float64 {
+		row("peak memory during the case (MB; ours RSS, Kamailio PSS of all processes, behind drachtio-server RSS of both)", "%.1f", true, func(c *caseResult) float64 {
 			if c == nil {
 				return 0
 			}
 			return float64(c.PeakKB) / 1024
 		})
+		if withDrachtio {
+			row("  of which drachtio-server (MB, RSS)", "%.1f", false, only(func(c *caseResult) float64 { return float64(c.FrontPeakKB) / 1024 }))
+		}
 		if ro := atRate(o, 1000); ro != nil && len(ro.RedisByCmd) > 0 {
 			names := make([]string, 0, len(ro.RedisByCmd))
 			for k := range ro.RedisByCmd {
@@ -171,13 +196,13 @@ func (b *bench) markdown() string {
 		}
 		w("\n")
 	}
-	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | Redis reads/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | of which drachtio-server s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | Redis reads/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range b.res.Cases {
 		for _, r := range c.Runs {
 			per := func(n int) float64 { return float64(n) / float64(max(r.Sipp.Successful, 1)) }
-			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
+			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
 				c.Name, r.Rate, r.Pass, r.Sipp.Achieved, r.Sipp.Successful, r.Sipp.Calls-r.Sipp.Successful, r.Sipp.RetransAfterWarmup,
-				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU,
+				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, num(r.FrontCPU, "%.2f"), r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU,
 				per(r.RedisCommands), per(r.RedisReads), per(r.MySQLSelects), r.Wall, r.LoadAfter, r.Why)
 		}
 	}

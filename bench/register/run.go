@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,26 +30,31 @@ type results struct {
 
 type caseResult struct {
 	Name     string      `json:"name"`
-	System   string      `json:"system"` // ours, kamailio
+	System   string      `json:"system"` // ours, kamailio, ours-drachtio, before
 	Path     string      `json:"path"`   // clients, webhook
 	Scenario string      `json:"scenario"`
 	MaxRate  int         `json:"max_rate"` // highest rate passing in every run, 0: none
 	Runs     []runResult `json:"runs"`
 	PeakKB   int         `json:"peak_memory_kb"`
+	// FrontPeakKB is drachtio-server's share of PeakKB (system ours-drachtio).
+	FrontPeakKB int `json:"drachtio_peak_memory_kb,omitempty"`
 }
 
 type runResult struct {
-	Rate      int        `json:"rate"`
-	Pass      bool       `json:"pass"`
-	Why       string     `json:"why,omitempty"`
-	Sipp      sippResult `json:"sipp"`
-	SUTCPU    float64    `json:"sut_cpu_s"`
-	MySQLCPU  float64    `json:"mysql_cpu_s"`
-	RedisCPU  float64    `json:"redis_cpu_s"`
-	HookCPU   float64    `json:"driver_cpu_s"` // this process: the webhook server
-	Wall      float64    `json:"wall_s"`
-	PeakKB    int        `json:"peak_memory_kb"`
-	LoadAfter string     `json:"load_after"`
+	Rate   int        `json:"rate"`
+	Pass   bool       `json:"pass"`
+	Why    string     `json:"why,omitempty"`
+	Sipp   sippResult `json:"sipp"`
+	SUTCPU float64    `json:"sut_cpu_s"`
+	// FrontCPU is drachtio-server's share of SUTCPU (system ours-drachtio).
+	FrontCPU    float64 `json:"drachtio_cpu_s,omitempty"`
+	MySQLCPU    float64 `json:"mysql_cpu_s"`
+	RedisCPU    float64 `json:"redis_cpu_s"`
+	HookCPU     float64 `json:"driver_cpu_s"` // this process: the webhook server
+	Wall        float64 `json:"wall_s"`
+	PeakKB      int     `json:"peak_memory_kb"`
+	FrontPeakKB int     `json:"drachtio_peak_memory_kb,omitempty"`
+	LoadAfter   string  `json:"load_after"`
 	// Redis commands (INFO commandstats) and MySQL SELECTs (Com_select)
 	// the run caused, in total and by command.
 	RedisCommands int            `json:"redis_commands"`
@@ -75,7 +81,10 @@ func (b *bench) run(ctx context.Context) error {
 	if b.out == "" {
 		return errors.New("-out is required")
 	}
-	for _, p := range []*string{&b.out, &b.scenarios, &b.clockShim, &b.serviceBin, &b.kamCfg} {
+	for _, p := range []*string{&b.out, &b.scenarios, &b.clockShim, &b.serviceBin, &b.kamCfg, &b.drachtioBin} {
+		if *p == "" {
+			continue
+		}
 		if abs, err := filepath.Abs(*p); err == nil {
 			*p = abs
 		}
@@ -86,6 +95,10 @@ func (b *bench) run(ctx context.Context) error {
 	b.res.Versions = versions(b.serviceBin)
 	b.res.Settings = fmt.Sprintf("step %s, %d sipp processes, %d users, rate ladder %s, %d runs of the highest passing rate, Kamailio %d UDP workers",
 		b.step, b.procs, b.users, b.rates, b.repeats, b.kamWorkers)
+	if b.drachtioBin != "" {
+		b.res.Versions = append(b.res.Versions, "drachtio-server "+firstLine(b.drachtioBin, "--version"))
+		b.res.Settings += ", drachtio-server log level " + b.drachtioLogLevel
+	}
 
 	// The webhook server of the hook.local account, in this process (its CPU is reported).
 	users := map[string]authserver.User{}
@@ -117,10 +130,19 @@ func (b *bench) run(ctx context.Context) error {
 		start        func(context.Context) (sut, func(), error)
 	}
 	systems := []system{{"ours", ours, b.startOurs}, {"kamailio", kam, b.startKamailio}}
+	// The same service as a drachtio-server client: sipp sends to drachtio's SIP port.
+	switch {
+	case b.drachtioBin != "":
+		systems = append(systems, system{drachtioSystem, fmt.Sprintf("127.0.0.1:%d", b.drachtioSIPPort), b.startDrachtio})
+	case b.only != "" && strings.Contains(","+b.only, ","+drachtioSystem+"-"):
+		return errors.New("-only names a " + drachtioSystem + " case but -drachtio (a drachtio-server binary) is not set")
+	default:
+		b.log.Warn("no drachtio-server binary (-drachtio): the " + drachtioSystem + " cases are left out")
+	}
 	if b.baselineBin != "" {
 		// The same service at an earlier revision, on the same port, run after the others.
 		systems = append(systems, system{"before", ours, func(ctx context.Context) (sut, func(), error) {
-			return b.startService(ctx, "before", b.baselineBin)
+			return b.startService(ctx, "before", b.baselineBin, nil)
 		}})
 	}
 	for _, sys := range systems {
@@ -128,10 +150,14 @@ func (b *bench) run(ctx context.Context) error {
 			{"clients", "reregister-cached"}, {"clients", "unregister"}}
 		var todo []struct{ path, scenario string }
 		for _, c := range cases {
-			if sys.name != "ours" && c.path == "webhook" {
+			if sys.name != "ours" && sys.name != drachtioSystem && c.path == "webhook" {
 				continue // Kamailio has no registration webhook
 			}
-			if b.want(caseName(sys.name, c.path, c.scenario)) {
+			name := caseName(sys.name, c.path, c.scenario)
+			if sys.name == drachtioSystem && b.only == "" && name != drachtioSystem+"-clients-register-auth" {
+				continue // the front's cost shows in full registrations; the others on request (-only)
+			}
+			if b.want(name) {
 				todo = append(todo, c)
 			}
 		}
@@ -208,7 +234,7 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 		rr := b.measure(ctx, s, db, fmt.Sprintf("%s-%d-%d", name, rate, len(cr.Runs)), load{Scenario: scenario + ".xml", Target: target,
 			CSVs: csvs, Rate: rate, Calls: rate * int(b.step.Seconds()), Timeout: timeout})
 		cr.Runs = append(cr.Runs, rr)
-		cr.PeakKB = max(cr.PeakKB, rr.PeakKB)
+		cr.PeakKB, cr.FrontPeakKB = max(cr.PeakKB, rr.PeakKB), max(cr.FrontPeakKB, rr.FrontPeakKB)
 		b.log.Info("run", "case", name, "rate", rate, "pass", rr.Pass, "why", rr.Why, "achieved", int(rr.Sipp.Achieved),
 			"p50_ms", rr.Sipp.P50, "p99_ms", rr.Sipp.P99, "sut_cpu_s", rr.SUTCPU, "sipp_cpu_s", rr.Sipp.CPUSeconds)
 		if rr.Pass {
@@ -279,12 +305,13 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l load) runResult {
 	redis0, reads0 := b.redisCommandStats()
 	sel0 := b.mysqlSelects()
-	c0, m0, r0, h0 := s.cpu(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
+	c0, f0, m0, r0, h0 := s.cpu(), s.frontCPU(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
 	peak := samplePeak(ctx, s, 250*time.Millisecond)
 	t0 := time.Now()
 	res, err := b.runSipp(ctx, name, l)
-	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop()}
-	rr.SUTCPU, rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = s.cpu()-c0, procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
+	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop(), FrontPeakKB: peak.Front()}
+	rr.SUTCPU, rr.FrontCPU = s.cpu()-c0, s.frontCPU()-f0
+	rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
 	rr.LoadAfter = loadAvg()
 	rr.RedisByCmd = map[string]int{}
 	redis1, reads1 := b.redisCommandStats()
@@ -333,11 +360,12 @@ func cooldown(ctx context.Context, s sut) {
 
 // startOurs starts the Go service with real Redis and MariaDB.
 func (b *bench) startOurs(ctx context.Context) (sut, func(), error) {
-	return b.startService(ctx, "ours", b.serviceBin)
+	return b.startService(ctx, "ours", b.serviceBin, nil)
 }
 
-// startService starts a build of the Go service (bin) as system name.
-func (b *bench) startService(ctx context.Context, name, bin string) (sut, func(), error) {
+// startService starts a build of the Go service (bin) as system name: its native
+// front on -our-port, or, with frontEnv (DRACHTIO_*), as a client of drachtio-server.
+func (b *bench) startService(ctx context.Context, name, bin string, frontEnv []string) (sut, func(), error) {
 	logf := filepath.Join(b.out, name+".log")
 	lf, err := os.Create(logf)
 	if err != nil {
@@ -353,7 +381,7 @@ func (b *bench) startService(ctx context.Context, name, bin string) (sut, func()
 		"JAMBONES_MYSQL_DATABASE=" + b.mysqlDB,
 		"JAMBONES_REDIS_HOST=" + b.redisHost, "JAMBONES_REDIS_PORT=" + strconv.Itoa(b.redisPort),
 		"JAMBONES_CLUSTER_ID=bench", "ENCRYPTION_SECRET=" + b.secret, "JAMBONES_LOGLEVEL=info",
-		"SIP_LISTEN=udp:127.0.0.1:" + strconv.Itoa(b.ourPort), "SBC_SOCKET_PATH=" + filepath.Join(b.out, "cli.sock"),
+		"SBC_SOCKET_PATH=" + filepath.Join(b.out, name+"-cli.sock"),
 		// The per-IP limits protect a real SBC; sipp sends everything from one
 		// IP. The per-AoR ban stays on (its default), as in production: every
 		// authenticated REGISTER reads its AoR's ban.
@@ -362,6 +390,13 @@ func (b *bench) startService(ctx context.Context, name, bin string) (sut, func()
 	}
 	if name == "before" {
 		cmd.Env = append(cmd.Env, strings.Fields(b.baselineEnv)...)
+	}
+	ready := "native front listening"
+	if frontEnv == nil {
+		cmd.Env = append(cmd.Env, "SIP_LISTEN=udp:127.0.0.1:"+strconv.Itoa(b.ourPort))
+	} else {
+		cmd.Env = append(cmd.Env, frontEnv...)
+		ready = "drachtio: connected" // authenticated and routes sent
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
@@ -373,11 +408,85 @@ func (b *bench) startService(ctx context.Context, name, bin string) (sut, func()
 		_ = cmd.Wait()
 		lf.Close()
 	}
-	if err := waitLog(ctx, logf, "native front listening", 15*time.Second); err != nil {
+	if err := waitLog(ctx, logf, ready, 15*time.Second); err != nil {
 		stop()
 		return sut{}, nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return sut{name: name, pid: cmd.Process.Pid}, stop, nil
+}
+
+// drachtioSystem is the system name of the service behind drachtio-server.
+const drachtioSystem = "ours-drachtio"
+
+// startDrachtio starts drachtio-server (SIP on -drachtio-sip-port, control port
+// -drachtio-port) and the Go service connected to it as its client; the system's
+// CPU and memory are both processes', drachtio-server's also on their own.
+func (b *bench) startDrachtio(ctx context.Context) (sut, func(), error) {
+	const secret = "bench-drachtio-secret"
+	control := fmt.Sprintf("127.0.0.1:%d", b.drachtioPort)
+	conf := filepath.Join(b.out, "drachtio.conf.xml")
+	xml := fmt.Sprintf(`<drachtio>
+  <admin port="%d" secret="%s">127.0.0.1</admin>
+  <sip><contacts><contact>sip:127.0.0.1:%d;transport=udp</contact></contacts></sip>
+  <cdrs>false</cdrs>
+  <logging><console/><loglevel>%s</loglevel><sofia-loglevel>0</sofia-loglevel></logging>
+</drachtio>
+`, b.drachtioPort, secret, b.drachtioSIPPort, b.drachtioLogLevel)
+	if err := os.WriteFile(conf, []byte(xml), 0o600); err != nil {
+		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+	}
+	logf := filepath.Join(b.out, "drachtio.log")
+	lf, err := os.Create(logf)
+	if err != nil {
+		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+	}
+	cmd := exec.Command(b.drachtioBin, "-f", conf)
+	cmd.Dir = b.out
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stopServer := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		lf.Close()
+	}
+	// Ready when its control port accepts connections (the service retries anyway).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", control, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-exited:
+			lf.Close()
+			return sut{}, nil, fmt.Errorf("drachtio-server exited during start-up, see %s", logf)
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			stopServer()
+			return sut{}, nil, fmt.Errorf("drachtio-server not listening on %s, see %s", control, logf)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s, stopService, err := b.startService(ctx, drachtioSystem, b.serviceBin, []string{
+		"DRACHTIO_HOST=127.0.0.1", "DRACHTIO_PORT=" + strconv.Itoa(b.drachtioPort), "DRACHTIO_SECRET=" + secret})
+	if err != nil {
+		stopServer()
+		return sut{}, nil, err
+	}
+	s.front = cmd.Process.Pid
+	return s, func() { stopService(); stopServer() }, nil
 }
 
 // startKamailio starts Kamailio in the foreground (-DD), in its own process group.
@@ -443,7 +552,7 @@ func (b *bench) memory(ctx context.Context, system, target string, start func(co
 	}
 	m.Successful = res.Successful
 	m.MemKBAtEnd = s.memKB()
-	if system == "ours" {
+	if system == "ours" || system == drachtioSystem {
 		m.RedisBytes = b.redisUsedMemory() - redis0
 		m.Bindings = b.redisInt("ZCARD", "active-user")
 	}
@@ -591,16 +700,18 @@ func numCPU() int {
 
 func versions(service string) []string {
 	var v []string
-	run := func(name string, args ...string) string {
-		out, _ := exec.Command(name, args...).CombinedOutput()
-		line := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-		return line
-	}
-	v = append(v, "sbc-sip-sidecar "+run(service, "version"))
+	run := firstLine
+	v = append(v, "sbc-sip-sidecar "+firstLine(service, "version"))
 	v = append(v, run("kamailio", "-v"))
 	v = append(v, run("sh", "-c", "sipp -v 2>&1 | grep -m1 -i 'sipp v'"))
 	v = append(v, run("redis-server", "--version"))
 	v = append(v, run("sh", "-c", "(mariadbd --version || /usr/sbin/mariadbd --version) 2>/dev/null"))
 	v = append(v, run("go", "version"))
 	return v
+}
+
+// firstLine is the first line a command prints (its version).
+func firstLine(name string, args ...string) string {
+	out, _ := exec.Command(name, args...).CombinedOutput()
+	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 }
