@@ -332,6 +332,31 @@ func (s countingStore) Bind(ctx context.Context, aor string, b registrar.Binding
 	return s.errs.count(s.Registrations.Bind(ctx, aor, b, ttl))
 }
 
+// BindWith passes registrar.EventStore through. A store without it binds
+// plainly and the event is lost (counted): not the case of redisstore.
+func (s countingStore) BindWith(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration, ev *events.Inline) error {
+	es, ok := s.Registrations.(registrar.EventStore)
+	if !ok {
+		if ev != nil {
+			ev.Err = events.ErrNotCarried
+		}
+		return s.Bind(ctx, aor, b, ttl)
+	}
+	return s.errs.count(es.BindWith(ctx, aor, b, ttl, ev))
+}
+
+// UnbindWith passes registrar.EventStore through, as BindWith.
+func (s countingStore) UnbindWith(ctx context.Context, aor string, ev *events.Inline) error {
+	es, ok := s.Registrations.(registrar.EventStore)
+	if !ok {
+		if ev != nil {
+			ev.Err = events.ErrNotCarried
+		}
+		return s.Unbind(ctx, aor)
+	}
+	return s.errs.count(es.UnbindWith(ctx, aor, ev))
+}
+
 func (s countingStore) Unbind(ctx context.Context, aor string) error {
 	return s.errs.count(s.Registrations.Unbind(ctx, aor))
 }

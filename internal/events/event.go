@@ -5,7 +5,8 @@
 // The registrar hands each outcome to a Publisher (Service), which never
 // blocks a REGISTER: events go through a bounded queue to a Backend (Redis
 // pub/sub in a cluster, the in-process Bus with the embedded store) and,
-// optionally, to an HTTP webhook. Expiries are found by a periodic sweep
+// optionally, to an HTTP webhook. With Redis, the event of a binding write
+// rides on the write's own round trip instead (Inline). Expiries are found by a periodic sweep
 // that claims expired members of the `active-user` sorted set atomically,
 // so that with several instances each expiry is reported once.
 package events

@@ -183,3 +183,63 @@ func TestBusFansOutAndForgetsCancelledSubscribers(t *testing.T) {
 		t.Fatal("remaining subscriber missed an event")
 	}
 }
+
+// keyedBackend is a backend whose events ride on binding writes.
+type keyedBackend struct{ *fakeBackend }
+
+func (keyedBackend) Channel() string              { return "c:registration-events" }
+func (keyedBackend) BindingKey(aor string) string { return "c:registration-events:binding:" + aor }
+
+type recSink struct{ got [][]byte }
+
+func (s *recSink) Enqueue(raw []byte) { s.got = append(s.got, raw) }
+
+// Inline encodes the event as the queue path does: the same JSON published,
+// the record kept only for a binding write, a refresh kept but not
+// published while refresh events are off; Sent hands it to the webhook.
+func TestInline(t *testing.T) {
+	sink := &recSink{}
+	s := events.New(events.Options{Backend: keyedBackend{newBackend()}, Webhook: sink, Now: func() time.Time { return now }})
+	reg := events.Event{Type: events.Register, Time: events.Millis(now), AoR: "a@x.org", Realm: "x.org", Expires: 60,
+		BindingExpiry: now.Add(time.Minute).UnixMilli()}
+	in := s.Inline(reg)
+	wantRaw, _ := json.Marshal(reg)
+	if in == nil || string(in.Publish) != string(wantRaw) || in.Channel != "c:registration-events" {
+		t.Fatalf("inline %+v", in)
+	}
+	if in.KeepKey != "c:registration-events:binding:a@x.org" || in.KeepTTL != time.Minute+5*time.Minute {
+		t.Fatalf("record %q for %v", in.KeepKey, in.KeepTTL)
+	}
+	var rec struct {
+		Expiry int64           `json:"expiry"`
+		Event  json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(in.Keep, &rec); err != nil || rec.Expiry != reg.BindingExpiry || string(rec.Event) != string(wantRaw) {
+		t.Fatalf("record %s", in.Keep)
+	}
+	s.Sent(in)
+	if len(sink.got) != 1 || string(sink.got[0]) != string(wantRaw) {
+		t.Fatalf("webhook got %q", sink.got)
+	}
+
+	ref := reg
+	ref.Type = events.Refresh
+	if in := s.Inline(ref); in == nil || in.Publish != nil || in.KeepKey == "" {
+		t.Fatalf("refresh with refresh events off: %+v", in)
+	}
+	unreg := events.Event{Type: events.Unregister, Time: events.Millis(now), AoR: "a@x.org"}
+	if in := s.Inline(unreg); in == nil || in.KeepKey != "" || in.Publish == nil {
+		t.Fatalf("unregister: %+v", in)
+	}
+	failed := s.Inline(unreg)
+	failed.Err = events.ErrNotCarried
+	s.Sent(failed)
+	if len(sink.got) != 1 {
+		t.Fatal("a failed event reached the webhook")
+	}
+
+	// A backend without keys (the in-process bus): the queue path.
+	if in := events.New(events.Options{Backend: newBackend()}).Inline(reg); in != nil {
+		t.Fatalf("inline without keys: %+v", in)
+	}
+}

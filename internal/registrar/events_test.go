@@ -1,6 +1,7 @@
 package registrar_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"sync"
@@ -135,5 +136,74 @@ func TestEvents_NoneForChallengesAndMalformedRequests(t *testing.T) {
 	expect(t, e.serve(t, register(t, ruri("sip:10.0.0.1"))), 403, nil)
 	if got := p.take(); len(got) != 0 {
 		t.Fatalf("events = %+v, want none", got)
+	}
+}
+
+// eventStore is the env's store offering registrar.EventStore: it records
+// the events handed to it.
+type eventStore struct {
+	registrar.Store
+	carried []*events.Inline
+}
+
+func (s *eventStore) BindWith(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration, ev *events.Inline) error {
+	s.carried = append(s.carried, ev)
+	return s.Bind(ctx, aor, b, ttl)
+}
+
+func (s *eventStore) UnbindWith(ctx context.Context, aor string, ev *events.Inline) error {
+	s.carried = append(s.carried, ev)
+	return s.Unbind(ctx, aor)
+}
+
+// inlinePublisher records the events prepared to ride on a binding write
+// and those sent that way, besides those published through the queue.
+type inlinePublisher struct {
+	recPublisher
+	inlined []events.Event
+	sent    []*events.Inline
+}
+
+func (p *inlinePublisher) Inline(e events.Event) *events.Inline {
+	p.inlined = append(p.inlined, e)
+	return &events.Inline{Publish: []byte(e.Type)}
+}
+
+func (p *inlinePublisher) Sent(in *events.Inline) { p.sent = append(p.sent, in) }
+
+// With a store that can carry them, the events of binding writes ride on
+// the write (the same events as through the queue); the others (a cached
+// refresh, auth-failed) still go through Publish.
+func TestEvents_CarriedByTheBindingWrite(t *testing.T) {
+	e := newEnv()
+	p := &inlinePublisher{}
+	st := &eventStore{Store: e.store}
+	e.pub, e.st = p, st
+	e.clients.grant.Expires = 300
+	expect(t, e.authorized(t, set("User-Agent", "phone/1.0")), 200, nil)
+	want := events.Event{Type: events.Register, Time: events.Millis(testNow), AoR: "john@jambonz.org", Realm: "jambonz.org",
+		AccountSID: "acct-1", Contact: "sip:john@127.0.0.1:5090", Source: phoneSource, Transport: "udp",
+		SBCAddress: sbcAddress, UserAgent: "phone/1.0", Expires: 300, CallID: "call-1@127.0.0.1",
+		BindingExpiry: testNow.Add(300 * time.Second).UnixMilli()}
+	if len(p.inlined) != 1 || p.inlined[0] != want {
+		t.Fatalf("carried events %+v\nwant [%+v]", p.inlined, want)
+	}
+	if len(st.carried) != 1 || len(p.sent) != 1 || p.sent[0] != st.carried[0] {
+		t.Fatalf("store carried %d, sent %d: want the same one", len(st.carried), len(p.sent))
+	}
+	if got := p.take(); len(got) != 0 {
+		t.Fatalf("also queued: %+v", got)
+	}
+
+	// Answered from the stored binding: no write to ride on.
+	expect(t, e.serve(t, register(t, set("CSeq", "3 REGISTER"))), 200, nil)
+	one(t, &p.recPublisher, events.Refresh)
+
+	expect(t, e.authorized(t, set("Call-ID", "call-4"), expiresHeader("0")), 200, nil)
+	if len(p.inlined) != 2 || p.inlined[1].Type != events.Unregister || p.inlined[1].Expires != 0 || p.inlined[1].BindingExpiry != 0 {
+		t.Fatalf("carried events %+v", p.inlined)
+	}
+	if len(p.sent) != 2 || len(p.take()) != 0 {
+		t.Fatalf("sent %d, want 2, none queued", len(p.sent))
 	}
 }

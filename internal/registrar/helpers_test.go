@@ -237,11 +237,20 @@ type env struct {
 	nonces registrar.Nonces
 	// pub, when set, is Deps.Events.
 	pub events.Publisher
+	// st, when set, is Deps.Store instead of store (a wrapper of it).
+	st  registrar.Store
 	reg *registrar.Registrar
 }
 
 func newEnv() *env {
 	return &env{store: newStore(), dir: newDir(), webhook: okAuth(), clients: okAuth(), alerts: &recAlerter{}}
+}
+
+func (e *env) storeDep() registrar.Store {
+	if e.st != nil {
+		return e.st
+	}
+	return e.store
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -260,7 +269,7 @@ func (e *env) registrar() *registrar.Registrar {
 	e.reg = registrar.New(registrar.Deps{
 		Guard:      g,
 		Nonces:     e.nonces,
-		Store:      e.store,
+		Store:      e.storeDep(),
 		Directory:  e.dir,
 		Webhook:    e.webhook,
 		Clients:    e.clients,

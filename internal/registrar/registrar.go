@@ -67,6 +67,16 @@ type Store interface {
 	CountRealm(ctx context.Context, realm string) (int, error)
 }
 
+// EventStore is optional on a Store: Bind and Unbind that also send an
+// event's commands in the same round trip (redisstore: pipelined after the
+// binding's script). The binding's error is returned; the event's failure
+// is left in ev.Err and never fails the binding. A nil ev is a plain Bind
+// or Unbind.
+type EventStore interface {
+	BindWith(ctx context.Context, aor string, b Binding, ttl time.Duration, ev *events.Inline) error
+	UnbindWith(ctx context.Context, aor string, ev *events.Inline) error
+}
+
 // CombinedStore is optional on a Store: the binding of aor and whether key
 // exists, in one round trip (redisstore: GET and EXISTS pipelined). The
 // cache stage uses it to read the AoR's ban with the binding when the guard
@@ -222,6 +232,8 @@ type Registration struct {
 	eventReason   string
 	granted       int
 	bindingExpiry int64
+	// inline is the event the binding's round trip carried (EventStore).
+	inline *events.Inline
 	// Log carries the request-scoped fields.
 	Log *slog.Logger
 }

@@ -579,7 +579,16 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 		return reply(500, xReason(ReasonOutOfOrder))
 	}
 	if r.Unregister {
-		if err := b.d.Store.Unbind(ctx, r.AoR); err != nil {
+		var err error
+		if es, ev := inlineEvent(b.d, r, 0, 0); ev != nil {
+			err = es.UnbindWith(ctx, r.AoR, ev)
+			if err == nil {
+				r.inline = ev
+			}
+		} else {
+			err = b.d.Store.Unbind(ctx, r.AoR)
+		}
+		if err != nil {
 			r.Log.Error("register: removing binding failed", "err", err)
 			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 		}
@@ -621,7 +630,16 @@ func (b bind) Handle(ctx context.Context, r *Registration) *sipfront.Response {
 	override(&binding.AllowDirectAppCalling, r.Grant.AllowDirectAppCalling)
 	override(&binding.AllowDirectQueueCalling, r.Grant.AllowDirectQueueCalling)
 	override(&binding.AllowDirectUserCalling, r.Grant.AllowDirectUserCalling)
-	if err := b.d.Store.Bind(ctx, r.AoR, binding, time.Duration(granted)*time.Second); err != nil {
+	var err error
+	if es, ev := inlineEvent(b.d, r, granted, binding.ExpiryTime); ev != nil {
+		err = es.BindWith(ctx, r.AoR, binding, time.Duration(granted)*time.Second, ev)
+		if err == nil {
+			r.inline = ev
+		}
+	} else {
+		err = b.d.Store.Bind(ctx, r.AoR, binding, time.Duration(granted)*time.Second)
+	}
+	if err != nil {
 		r.Log.Error("register: storing binding failed", "err", err)
 		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 	}

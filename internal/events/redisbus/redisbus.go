@@ -38,6 +38,13 @@ func New(rdb redis.UniversalClient, cluster string) *Backend {
 	return &Backend{rdb: rdb, cluster: cluster}
 }
 
+// Channel implements events.InlineKeys: the store then carries the events
+// of binding writes in their own round trip.
+func (b *Backend) Channel() string { return Channel(b.cluster) }
+
+// BindingKey implements events.InlineKeys.
+func (b *Backend) BindingKey(aor string) string { return BindingKey(b.cluster, aor) }
+
 // Deliver implements events.Backend: one pipelined round trip.
 func (b *Backend) Deliver(ctx context.Context, publish [][]byte, keep []events.Keep) error {
 	if len(publish) == 0 && len(keep) == 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
@@ -80,6 +81,71 @@ func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl t
 		return fmt.Errorf("redisstore: bind %s: %w", key, err)
 	}
 	return nil
+}
+
+var _ registrar.EventStore = (*Store)(nil)
+
+// BindWith implements registrar.EventStore: the bind script, then the
+// event's record SET and PUBLISH, in one pipelined round trip. Not inside
+// the script: a failing publish must never fail the binding.
+func (s *Store) BindWith(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration, ev *events.Inline) error {
+	if ev == nil {
+		return s.Bind(ctx, aor, b, ttl)
+	}
+	payload, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("redisstore: encoding binding: %w", err)
+	}
+	key := store.UserKey(aor)
+	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	args := []any{payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key}
+	if err := s.withEvent(ctx, bind, keys, args, ev); err != nil {
+		return fmt.Errorf("redisstore: bind %s: %w", key, err)
+	}
+	return nil
+}
+
+// UnbindWith implements registrar.EventStore, as BindWith.
+func (s *Store) UnbindWith(ctx context.Context, aor string, ev *events.Inline) error {
+	if ev == nil {
+		return s.Unbind(ctx, aor)
+	}
+	key := store.UserKey(aor)
+	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	if err := s.withEvent(ctx, unbind, keys, []any{key}, ev); err != nil {
+		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
+	}
+	return nil
+}
+
+// withEvent pipelines EVALSHA of script with ev's commands. It returns the
+// script's error and leaves the event's in ev.Err. When Redis does not know
+// the script yet (NOSCRIPT: after a restart), the event's commands have
+// gone and the script is sent once more with EVAL, a second round trip.
+func (s *Store) withEvent(ctx context.Context, script *redis.Script, keys []string, args []any, ev *events.Inline) error {
+	var run *redis.Cmd
+	var cmds []redis.Cmder
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		run = script.EvalSha(ctx, p, keys, args...)
+		if ev.KeepKey != "" {
+			cmds = append(cmds, p.Set(ctx, ev.KeepKey, ev.Keep, ev.KeepTTL))
+		}
+		if ev.Publish != nil {
+			cmds = append(cmds, p.Publish(ctx, ev.Channel, ev.Publish))
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			ev.Err = err
+			break
+		}
+	}
+	err := run.Err()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		err = script.Eval(ctx, s.rdb, keys, args...).Err()
+	}
+	return err
 }
 
 // BindingAndExists implements registrar.CombinedStore: the binding of aor

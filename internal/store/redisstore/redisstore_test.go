@@ -2,11 +2,13 @@ package redisstore_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
@@ -118,6 +120,70 @@ func TestOneRoundTripEach(t *testing.T) {
 		}
 		if rt.n != 1 {
 			t.Errorf("%s took %d round trips, want 1", op.name, rt.n)
+		}
+	}
+}
+
+// A binding write carrying its event (record SET and PUBLISH) is still one
+// round trip, and the event is published and kept; so is a removal.
+func TestBindWithEventOneRoundTrip(t *testing.T) {
+	addr := testenv.Redis(t)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("flush redis: %v", err)
+	}
+	sub := rdb.Subscribe(ctx, "c:registration-events")
+	t.Cleanup(func() { sub.Close() })
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs := sub.Channel()
+	s := redisstore.New(rdb)
+	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
+	bindEv := func(n int) *events.Inline {
+		return &events.Inline{Channel: "c:registration-events", Publish: []byte("register-" + strconv.Itoa(n)),
+			KeepKey: "c:registration-events:binding:john@example.com", Keep: []byte("rec-" + strconv.Itoa(n)), KeepTTL: time.Hour}
+	}
+	unbindEv := func(n int) *events.Inline {
+		return &events.Inline{Channel: "c:registration-events", Publish: []byte("unregister-" + strconv.Itoa(n))}
+	}
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	// The first pass loads the scripts (NOSCRIPT then EVAL) and warms the
+	// pool up; the second is counted.
+	for n := range 2 {
+		rt.n = 0
+		ev := bindEv(n)
+		if err := s.BindWith(ctx, "john@example.com", b, time.Hour, ev); err != nil || ev.Err != nil {
+			t.Fatalf("BindWith: %v, event: %v", err, ev.Err)
+		}
+		if n == 1 && rt.n != 1 {
+			t.Errorf("BindWith took %d round trips, want 1", rt.n)
+		}
+		if got := string((<-msgs).Payload); got != "register-"+strconv.Itoa(n) {
+			t.Errorf("published %q", got)
+		}
+		if got, _ := s.Binding(ctx, "john@example.com"); got == nil || got.Contact != b.Contact {
+			t.Errorf("binding %+v", got)
+		}
+		if rec := rdb.Get(ctx, "c:registration-events:binding:john@example.com").Val(); rec != "rec-"+strconv.Itoa(n) {
+			t.Errorf("record %q", rec)
+		}
+		rt.n = 0
+		ev = unbindEv(n)
+		if err := s.UnbindWith(ctx, "john@example.com", ev); err != nil || ev.Err != nil {
+			t.Fatalf("UnbindWith: %v, event: %v", err, ev.Err)
+		}
+		if n == 1 && rt.n != 1 {
+			t.Errorf("UnbindWith took %d round trips, want 1", rt.n)
+		}
+		if got := string((<-msgs).Payload); got != "unregister-"+strconv.Itoa(n) {
+			t.Errorf("published %q", got)
+		}
+		if got, _ := s.Binding(ctx, "john@example.com"); got != nil {
+			t.Errorf("binding still there: %+v", got)
 		}
 	}
 }
