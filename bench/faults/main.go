@@ -11,10 +11,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
 )
 
@@ -132,11 +131,11 @@ func run(o options, mode string) (result, error) {
 	if err != nil {
 		return res, errors.New("TEST_MYSQL_PORT is not set (run through bench/faults/run.sh)")
 	}
-	proxy, err := newProxy(fmt.Sprintf("127.0.0.1:%d", mysqlPort))
+	proxy, err := testenv.ListenTCPProxy(fmt.Sprintf("127.0.0.1:%d", mysqlPort))
 	if err != nil {
 		return res, err
 	}
-	defer proxy.cut()
+	defer proxy.Cut()
 
 	users := map[string]authserver.User{}
 	for i := range o.phones {
@@ -154,7 +153,7 @@ func run(o options, mode string) (result, error) {
 	defer stopHook()
 	go func() { _ = hook.ListenAndServe(hookCtx, "127.0.0.1:4000") }()
 
-	svc, err := startService(o, mode, proxy.addr())
+	svc, err := startService(o, mode, proxy.Addr())
 	if err != nil {
 		return res, err
 	}
@@ -201,7 +200,7 @@ func run(o options, mode string) (result, error) {
 	if mode == "redis" {
 		rp.stop()
 	} else {
-		proxy.cut()
+		proxy.Cut()
 	}
 	res.outageStart = time.Now()
 	time.Sleep(o.outage)
@@ -212,7 +211,7 @@ func run(o options, mode string) (result, error) {
 		if err := rp.start(); err != nil {
 			return res, err
 		}
-	} else if err := proxy.restore(); err != nil {
+	} else if err := proxy.Relisten(); err != nil {
 		return res, err
 	}
 	res.backAt = time.Now()
@@ -546,86 +545,6 @@ func rssKB(pid int) int {
 		}
 	}
 	return -1
-}
-
-// ---------- MySQL proxy ----------
-
-// proxy forwards a loopback port to MySQL; cut closes the listener and
-// every connection (the server is gone: resets and refusals), restore
-// listens again.
-type proxy struct {
-	target string
-	laddr  string
-	mu     sync.Mutex
-	ln     net.Listener
-	conns  map[net.Conn]struct{}
-}
-
-func newProxy(target string) (*proxy, error) {
-	p := &proxy{target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p.laddr = ln.Addr().String()
-	p.serve(ln)
-	return p, nil
-}
-
-func (p *proxy) addr() string { return p.laddr }
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go p.pipe(c)
-		}
-	}()
-}
-
-func (p *proxy) pipe(c net.Conn) {
-	s, err := net.Dial("tcp", p.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	p.mu.Lock()
-	p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-	p.mu.Unlock()
-	go func() { _, _ = io.Copy(s, c); s.Close() }()
-	_, _ = io.Copy(c, s)
-	c.Close()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, s)
-	p.mu.Unlock()
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *proxy) restore() error {
-	ln, err := net.Listen("tcp", p.laddr)
-	if err != nil {
-		return err
-	}
-	p.serve(ln)
-	return nil
 }
 
 // ---------- report ----------

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
@@ -18,6 +17,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/drachtiofront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/tlsfile"
 )
 
 // sipFront is the SIP side as Run needs it, whichever front serves: its
@@ -168,13 +168,9 @@ func drachtioTLS(d config.Drachtio) (*tls.Config, error) {
 	}
 	c := &tls.Config{ServerName: d.Host, MinVersion: tls.VersionTLS12}
 	if d.TLSCAFile != "" {
-		pem, err := os.ReadFile(d.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("drachtio: DRACHTIO_TLS_CA_FILE: %w", err)
-		}
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("drachtio: DRACHTIO_TLS_CA_FILE %s holds no PEM certificate", d.TLSCAFile)
+		if err := tlsfile.AddCAFile(pool, d.TLSCAFile); err != nil {
+			return nil, fmt.Errorf("drachtio: DRACHTIO_TLS_CA_FILE: %w", err)
 		}
 		c.RootCAs = pool
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/tlsfile"
 )
 
 // Open returns a client for c and the breaker its commands go through. It
@@ -154,13 +154,9 @@ func tlsConfig(c config.Redis) (*tls.Config, error) {
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.TLSCAFile != "" {
-		pem, err := os.ReadFile(c.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("redis: reading JAMBONES_REDIS_TLS_CA_FILE: %w", err)
-		}
 		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("redis: JAMBONES_REDIS_TLS_CA_FILE %s holds no PEM certificate", c.TLSCAFile)
+		if err := tlsfile.AddCAFile(pool, c.TLSCAFile); err != nil {
+			return nil, fmt.Errorf("redis: JAMBONES_REDIS_TLS_CA_FILE: %w", err)
 		}
 		tlsConf.RootCAs = pool
 	}

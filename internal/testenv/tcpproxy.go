@@ -14,7 +14,7 @@ var termSignal = syscall.SIGTERM
 // unreachable (open connections reset, new ones refused) and Restore brings
 // it back, to test outages of a shared service without stopping it.
 type TCPProxy struct {
-	t      testing.TB
+	t      testing.TB // nil when built by ListenTCPProxy
 	target string
 	addr   string
 
@@ -23,18 +23,30 @@ type TCPProxy struct {
 	conns map[net.Conn]struct{}
 }
 
-// StartTCPProxy listens on 127.0.0.1 (random port) and forwards to target.
+// StartTCPProxy listens on 127.0.0.1 (random port) and forwards to target;
+// it is cut when the test ends.
 func StartTCPProxy(t testing.TB, target string) *TCPProxy {
 	t.Helper()
-	p := &TCPProxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ListenTCPProxy(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
+	p.t = t
 	t.Cleanup(p.Cut)
 	return p
+}
+
+// ListenTCPProxy is StartTCPProxy outside a test (benchmarks): the caller
+// cuts it.
+func ListenTCPProxy(target string) (*TCPProxy, error) {
+	p := &TCPProxy{target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	return p, nil
 }
 
 // Addr is the proxy's host:port.
@@ -89,9 +101,18 @@ func (p *TCPProxy) Cut() {
 // Restore listens again on the same address.
 func (p *TCPProxy) Restore() {
 	p.t.Helper()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
+	if err := p.Relisten(); err != nil {
 		p.t.Fatalf("proxy restore: %v", err)
 	}
+}
+
+// Relisten is Restore returning its error (for proxies built by
+// ListenTCPProxy).
+func (p *TCPProxy) Relisten() error {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		return err
+	}
 	p.serve(ln)
+	return nil
 }

@@ -5,8 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/tlsfile"
 )
 
 // Certificate holds the tls/wss listeners' certificate and swaps it on
@@ -57,16 +58,12 @@ func (c *Certificate) ServerConfig() *tls.Config {
 func ClientConfig(caFile string, cert *Certificate) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("native: reading CA bundle: %w", err)
-		}
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("native: CA bundle %s holds no PEM certificate", caFile)
+		if err := tlsfile.AddCAFile(pool, caFile); err != nil {
+			return nil, fmt.Errorf("native: %w", err)
 		}
 		conf.RootCAs = pool
 	}
