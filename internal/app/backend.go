@@ -316,16 +316,16 @@ func (s countingStore) Binding(ctx context.Context, aor string) (*registrar.Bind
 
 var _ registrar.CombinedStore = (*redisstore.Store)(nil)
 
-// BindingAndExists passes registrar.CombinedStore through: countingStore
-// wraps a redisstore.Store, which offers it.
-func (s countingStore) BindingAndExists(ctx context.Context, aor, key string) (*registrar.Binding, bool, error) {
+// Lookup passes registrar.CombinedStore through: countingStore wraps a
+// redisstore.Store, which offers it.
+func (s countingStore) Lookup(ctx context.Context, l registrar.Lookup) (registrar.Looked, error) {
 	cs, ok := s.Registrations.(registrar.CombinedStore)
 	if !ok {
-		// Not "not banned": an error leaves the ban to the guard's own read.
-		return nil, false, errors.New("app: the registration store offers no combined lookup")
+		// An error leaves the ban to the guard's read and the claim to challenge.
+		return registrar.Looked{}, errors.New("app: the registration store offers no combined lookup")
 	}
-	b, found, err := cs.BindingAndExists(ctx, aor, key)
-	return b, found, s.errs.count(err)
+	res, err := cs.Lookup(ctx, l)
+	return res, s.errs.count(err)
 }
 
 func (s countingStore) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {

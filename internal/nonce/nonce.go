@@ -155,19 +155,34 @@ const maxSkew = time.Minute
 // also be higher than any claimed before; across instances each (nonce, nc)
 // is claimed once (a captured request carries one nc, and another nc needs
 // the password). A failure of the shared store is wrapped in ErrShared.
+//
+// Claim is ClaimLocal followed by ClaimShared; a caller that can send the
+// shared claim with its own round trip uses the two (and SharedTTL).
 func (i *Issuer) Claim(ctx context.Context, nonce, nc string) error {
+	key, err := i.ClaimLocal(nonce, nc)
+	if err != nil || key == "" {
+		return err
+	}
+	return i.ClaimShared(ctx, key)
+}
+
+// ClaimLocal claims (nonce, nc) on this instance and returns the key under
+// which it must also be claimed cluster-wide ("" when claims are per
+// process): SET key NX with SharedTTL, or ClaimShared. The local claim stays
+// made whatever happens to the shared one.
+func (i *Issuer) ClaimLocal(nonce, nc string) (string, error) {
 	n, err := parseNC(nc)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrReplay, err)
+		return "", fmt.Errorf("%w: %w", ErrReplay, err)
 	}
 	k, ok := keyOf(nonce)
 	if !ok {
-		return ErrReplay
+		return "", ErrReplay
 	}
 	i.mu.Lock()
 	if last, ok := i.lookup(k); ok && n <= last {
 		i.mu.Unlock()
-		return ErrReplay
+		return "", ErrReplay
 	}
 	i.rotate()
 	for g := 1; g < generations; g++ {
@@ -177,10 +192,23 @@ func (i *Issuer) Claim(ctx context.Context, nonce, nc string) error {
 	i.mu.Unlock()
 
 	if i.shared == nil {
+		return "", nil
+	}
+	return i.sharedPrefix + "nonce:" + base64.RawURLEncoding.EncodeToString(k[:]) + ":" + strconv.FormatUint(uint64(n), 16), nil
+}
+
+// SharedTTL is how long a cluster-wide claim must be kept: a nonce is
+// accepted for the TTL, and for the clock skew of other instances.
+func (i *Issuer) SharedTTL() time.Duration { return i.ttl + maxSkew }
+
+// ClaimShared claims key (from ClaimLocal) in the shared store: ErrReplay
+// when another request has it, an error wrapping ErrShared when the store
+// failed.
+func (i *Issuer) ClaimShared(ctx context.Context, key string) error {
+	if i.shared == nil {
 		return nil
 	}
-	key := i.sharedPrefix + "nonce:" + base64.RawURLEncoding.EncodeToString(k[:]) + ":" + strconv.FormatUint(uint64(n), 16)
-	won, err := i.shared.SetNX(ctx, key, "1", i.ttl+maxSkew)
+	won, err := i.shared.SetNX(ctx, key, "1", i.SharedTTL())
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrShared, err)
 	}

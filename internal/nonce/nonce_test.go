@@ -222,3 +222,40 @@ func TestCount_KeptForTheWholeTTL(t *testing.T) {
 }
 
 func claim(iss *Issuer, nonce, nc string) error { return iss.Claim(context.Background(), nonce, nc) }
+
+// ClaimLocal + a caller's own SET NX is Claim: the local claim is made at
+// once (a second ClaimLocal is a replay), the key is the one Claim would
+// set, and ClaimShared refuses a key another instance took.
+func TestClaimLocal_SplitClaim(t *testing.T) {
+	shared := &fakeShared{keys: map[string]time.Duration{}}
+	a, b := New("cluster", time.Minute, 10), New("cluster", time.Minute, 10)
+	a.Share(shared, "default:")
+	b.Share(shared, "default:")
+	ctx := context.Background()
+	n := a.Issue()
+	key, err := a.ClaimLocal(n, "00000001")
+	if err != nil || !strings.HasPrefix(key, "default:nonce:") {
+		t.Fatalf("ClaimLocal = %q, %v", key, err)
+	}
+	if _, err := a.ClaimLocal(n, "00000001"); !errors.Is(err, ErrReplay) {
+		t.Errorf("second local claim: err = %v, want ErrReplay", err)
+	}
+	if a.SharedTTL() != time.Minute+maxSkew {
+		t.Errorf("SharedTTL = %v", a.SharedTTL())
+	}
+	if err := a.ClaimShared(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// b claims the same count through Claim: the key is the same.
+	if err := b.Claim(ctx, n, "00000001"); !errors.Is(err, ErrReplay) {
+		t.Errorf("copy on another instance after a split claim: err = %v, want ErrReplay", err)
+	}
+	if err := a.ClaimShared(ctx, key); !errors.Is(err, ErrReplay) {
+		t.Errorf("key claimed twice: err = %v, want ErrReplay", err)
+	}
+	// Per process: no key to claim cluster-wide.
+	solo := New("", time.Minute, 10)
+	if key, err := solo.ClaimLocal(solo.Issue(), "00000001"); key != "" || err != nil {
+		t.Errorf("per-process ClaimLocal = %q, %v; want no key", key, err)
+	}
+}

@@ -77,12 +77,33 @@ type EventStore interface {
 	UnbindWith(ctx context.Context, aor string, ev *events.Inline) error
 }
 
-// CombinedStore is optional on a Store: the binding of aor and whether key
-// exists, in one round trip (redisstore: GET and EXISTS pipelined). The
-// cache stage uses it to read the AoR's ban with the binding when the guard
-// offers the key (AoRBanPrefetcher), sparing authenticate a round trip.
+// Lookup is what the cache stage reads: the binding of AoR and, when set,
+// whether BanKey exists (the AoR's ban, offered by an AoRBanPrefetcher
+// guard) and the claim of ClaimKey (SET NX with ClaimTTL: a nonce count's
+// cluster-wide claim, offered by SplitNonces).
+type Lookup struct {
+	AoR      string
+	BanKey   string
+	ClaimKey string
+	ClaimTTL time.Duration
+}
+
+// Looked is the answer to a Lookup.
+type Looked struct {
+	Binding *Binding // nil when there is none (or BindingErr)
+	Banned  bool     // BanKey exists
+	Claimed bool     // ClaimKey was free and is now set
+	// BindingErr: the round trip was made (Banned and Claimed hold) but
+	// the stored binding could not be read.
+	BindingErr error
+}
+
+// CombinedStore is optional on a Store: a Lookup in one round trip
+// (redisstore: GET, EXISTS and SET NX pipelined), sparing the request the
+// ban's and the nonce claim's own round trips. Its error means the round
+// trip failed (whether a claim was made is then unknown).
 type CombinedStore interface {
-	BindingAndExists(ctx context.Context, aor, key string) (*Binding, bool, error)
+	Lookup(ctx context.Context, l Lookup) (Looked, error)
 }
 
 // AoRBanPrefetcher is optional on a Guard (guard.Guard): the store key of
@@ -194,6 +215,17 @@ type Nonces interface {
 	Claim(ctx context.Context, nonce, nc string) error
 }
 
+// SplitNonces is optional on Nonces (nonce.Issuer): Claim in two parts, so
+// that the cluster-wide claim (SET key NX, SharedTTL) rides on the cache
+// stage's round trip. ClaimLocal claims on this instance and gives the key
+// ("" when claims are per process); ClaimShared makes the cluster-wide
+// claim when the Lookup could not carry it.
+type SplitNonces interface {
+	ClaimLocal(nonce, nc string) (string, error)
+	ClaimShared(ctx context.Context, key string) error
+	SharedTTL() time.Duration
+}
+
 // Guard refuses abusive sources before any database or webhook work.
 type Guard interface {
 	Admit(ctx context.Context, src netip.Addr, userAgent string) guard.Verdict
@@ -217,8 +249,11 @@ type Registration struct {
 	Unregister    bool
 
 	Account *Account
-	Creds   *digest.Credentials
-	Grant   Grant
+	// Creds are the credentials once challenge accepted them (nonce valid,
+	// count claimed); auth is how the credentials stage judged them.
+	Creds *digest.Credentials
+	auth  authState
+	Grant Grant
 
 	// Cached is set when answered from a cached binding.
 	Cached bool
@@ -337,6 +372,7 @@ func New(d Deps) *Registrar {
 		admit{d},
 		rejectIPv4{},
 		parse{d},
+		credentials{d},
 		cache{d},
 		account{d},
 		deviceLimit{d},

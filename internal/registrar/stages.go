@@ -18,7 +18,6 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
@@ -225,25 +224,38 @@ func (c cache) Serve(ctx context.Context, r *Registration, next Handler) *sipfro
 		sipfront.Header{Name: "Expires", Value: strconv.Itoa(NATExpires)})
 }
 
-// lookup reads the binding; when the request carries credentials (it will
-// reach authenticate) and both the store and the guard allow it, it reads
-// the AoR's ban in the same round trip and hands the answer to the guard.
-// A store error leaves the guard to read the ban itself.
+// lookup reads the binding. When the request carries credentials (it will
+// reach authenticate) and the store can combine reads, the same round trip
+// reads the AoR's ban for the guard and makes the nonce count's
+// cluster-wide claim for challenge. A store error leaves both to their own
+// round trips later (the guard reads the ban, challenge claims).
 func (c cache) lookup(ctx context.Context, r *Registration) (*Binding, error) {
 	cs, ok := c.d.Store.(CombinedStore)
-	pf, ok2 := c.d.Guard.(AoRBanPrefetcher)
-	if !ok || !ok2 || r.Req.Msg.GetHeader("Authorization") == nil {
+	if !ok || r.auth.verdict == credNone {
 		return c.d.Store.Binding(ctx, r.AoR)
 	}
-	key, need := pf.AoRBanKey(r.AoR)
-	if !need {
+	l := Lookup{AoR: r.AoR}
+	pf, _ := c.d.Guard.(AoRBanPrefetcher)
+	if pf != nil {
+		l.BanKey, _ = pf.AoRBanKey(r.AoR)
+	}
+	if r.auth.claim == claimPending {
+		l.ClaimKey, l.ClaimTTL = r.auth.claimKey, c.d.Nonces.(SplitNonces).SharedTTL()
+	}
+	if l.BanKey == "" && l.ClaimKey == "" {
 		return c.d.Store.Binding(ctx, r.AoR)
 	}
-	b, banned, err := cs.BindingAndExists(ctx, r.AoR, key)
-	if err == nil {
-		pf.AoRBanRead(r.AoR, banned)
+	res, err := cs.Lookup(ctx, l)
+	if err != nil {
+		return nil, err
 	}
-	return b, err
+	if l.BanKey != "" {
+		pf.AoRBanRead(r.AoR, res.Banned)
+	}
+	if l.ClaimKey != "" {
+		r.auth.tookClaim(res.Claimed)
+	}
+	return res.Binding, res.BindingErr
 }
 
 func proxyOf(src netip.AddrPort) string { return "sip:" + src.String() }
@@ -358,59 +370,52 @@ func (l deviceLimit) alert(ctx context.Context, acct *Account, limit int) {
 type challenge struct{ d Deps }
 
 func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *sipfront.Response {
-	h := r.Req.Msg.GetHeader("Authorization")
-	if h == nil {
+	a := &r.auth
+	switch a.verdict {
+	case credNone:
 		return c.challenge(r, false)
-	}
-	creds, err := digest.ParseAuthorization(h.Value())
-	if err != nil {
-		r.Log.Info("register: bad Authorization header", "err", err)
+	case credMalformed:
+		r.Log.Info("register: bad Authorization header", "err", a.parseErr)
 		return reply(400, xReason("Malformed Authorization header"))
-	}
-	if !c.offered(creds.Algorithm) {
-		r.Log.Info("register: digest algorithm not offered", "algorithm", clip(creds.Algorithm))
+	case credNotOffered:
+		r.Log.Info("register: digest algorithm not offered", "algorithm", clip(a.creds.Algorithm))
 		return c.challenge(r, false)
-	}
-	switch c.d.Nonces.Check(creds.Nonce) {
-	case nonce.Invalid:
+	case credInvalid:
 		r.Log.Info("register: nonce not issued here, challenging again")
 		return c.challenge(r, false)
-	case nonce.Stale:
+	case credStale:
 		r.Log.Debug("register: stale nonce")
 		return c.challenge(r, true)
-	}
-	// We challenge with the To host as realm: credentials of another realm
-	// (another account, possibly sharing a service provider's webhook) must
-	// not bind this AoR. The client echoes the challenge's realm verbatim.
-	if creds.Realm != r.Realm {
+	case credOtherRealm:
 		r.Log.Warn("register: digest realm differs from the challenged realm",
-			"digest_realm", clip(creds.Realm), "username", clip(creds.Username))
+			"digest_realm", clip(a.creds.Realm), "username", clip(a.creds.Username))
 		c.d.Guard.AuthFailed(ctx, r.Req.Source.Addr(), r.AoR)
 		r.failed(events.AuthFailed, ReasonRealmMismatch)
 		return reply(403, xReason(ReasonRealmMismatch))
 	}
 	// Claimed before any authentication work: a copy of this Authorization
 	// sent while the original is at the webhook is refused here.
-	if err := c.d.Nonces.Claim(ctx, creds.Nonce, creds.NC); err != nil {
-		if errors.Is(err, nonce.ErrShared) {
+	if err := c.finishClaim(ctx, r); err != nil {
+		if sharedClaimFailed(err) {
 			r.Log.Error("register: claiming the nonce count failed", "err", err)
 			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 		}
-		r.Log.Warn("register: replayed credentials refused", "username", clip(creds.Username), "nc", clip(creds.NC), "err", err)
+		r.Log.Warn("register: replayed credentials refused", "username", clip(a.creds.Username), "nc", clip(a.creds.NC), "err", err)
 		res := c.challenge(r, false)
 		res.Headers = append(res.Headers, xReason("Nonce count reused"))
 		return res
 	}
-	r.Creds = creds
+	r.Creds = a.creds
 	return next.Handle(ctx, r)
 }
 
-// offered reports whether alg (empty means MD5) is one we challenge with.
-func (c challenge) offered(alg string) bool {
+// offered reports whether alg (empty means MD5) is one of the algorithms we
+// challenge with.
+func offered(algorithms []string, alg string) bool {
 	if alg == "" {
 		alg = "MD5"
 	}
-	for _, a := range c.d.Algorithms {
+	for _, a := range algorithms {
 		if strings.EqualFold(a, alg) {
 			return digest.Supported(a)
 		}

@@ -148,32 +148,49 @@ func (s *Store) withEvent(ctx context.Context, script *redis.Script, keys []stri
 	return err
 }
 
-// BindingAndExists implements registrar.CombinedStore: the binding of aor
-// and whether key exists (a ban), in one pipelined round trip.
-func (s *Store) BindingAndExists(ctx context.Context, aor, key string) (*registrar.Binding, bool, error) {
+// Lookup implements registrar.CombinedStore: the binding of l.AoR, whether
+// l.BanKey exists and the SET NX PX of l.ClaimKey, pipelined in one round
+// trip. The claim is made whatever the binding holds.
+func (s *Store) Lookup(ctx context.Context, l registrar.Lookup) (registrar.Looked, error) {
 	var get *redis.StringCmd
 	var exists *redis.IntCmd
+	var claim *redis.BoolCmd
+	key := store.UserKey(l.AoR)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, store.UserKey(aor))
-		exists = p.Exists(ctx, key)
+		get = p.Get(ctx, key)
+		if l.BanKey != "" {
+			exists = p.Exists(ctx, l.BanKey)
+		}
+		if l.ClaimKey != "" {
+			claim = p.SetNX(ctx, l.ClaimKey, "1", l.ClaimTTL)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, false, fmt.Errorf("redisstore: get %s with %s: %w", store.UserKey(aor), key, err)
+		return registrar.Looked{}, fmt.Errorf("redisstore: lookup of %s: %w", key, err)
 	}
-	found := exists.Val() > 0
+	var res registrar.Looked
+	if exists != nil {
+		res.Banned = exists.Val() > 0
+	}
+	if claim != nil {
+		res.Claimed = claim.Val()
+	}
 	raw, err := get.Bytes()
 	if errors.Is(err, redis.Nil) {
-		return nil, found, nil
+		return res, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("redisstore: get %s: %w", store.UserKey(aor), err)
+		res.BindingErr = fmt.Errorf("redisstore: get %s: %w", key, err)
+		return res, nil
 	}
 	var b registrar.Binding
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, found, fmt.Errorf("redisstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
+		res.BindingErr = fmt.Errorf("redisstore: %s holds invalid JSON: %w", key, err)
+		return res, nil
 	}
-	return &b, found, nil
+	res.Binding = &b
+	return res, nil
 }
 
 // unbind removes a binding and its index members in one round trip and

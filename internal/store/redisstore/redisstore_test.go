@@ -34,7 +34,7 @@ type withTTL struct {
 	*redisstore.KV
 }
 
-func TestBindingAndExists(t *testing.T) {
+func TestLookup(t *testing.T) {
 	addr := testenv.Redis(t)
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
@@ -43,26 +43,38 @@ func TestBindingAndExists(t *testing.T) {
 		t.Fatalf("flush redis: %v", err)
 	}
 	s := redisstore.New(rdb)
-	b, found, err := s.BindingAndExists(ctx, "john@example.com", "c:ban:aor:john@example.com")
-	if err != nil || b != nil || found {
-		t.Fatalf("empty store: %v, %v, %v", b, found, err)
+	ban, claim := "c:ban:aor:john@example.com", "c:nonce:abc:1"
+	l := registrar.Lookup{AoR: "john@example.com", BanKey: ban, ClaimKey: claim, ClaimTTL: time.Minute}
+	res, err := s.Lookup(ctx, l)
+	if err != nil || res.Binding != nil || res.Banned || !res.Claimed || res.BindingErr != nil {
+		t.Fatalf("empty store: %+v, %v", res, err)
+	}
+	if ttl := rdb.PTTL(ctx, claim).Val(); ttl <= 0 || ttl > time.Minute {
+		t.Errorf("claim key TTL = %v, want up to 1m", ttl)
 	}
 	want := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli(), CSeq: 7}
 	if err := s.Bind(ctx, "john@example.com", want, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Set(ctx, "c:ban:aor:john@example.com", "1", time.Minute).Err(); err != nil {
+	if err := rdb.Set(ctx, ban, "1", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	b, found, err = s.BindingAndExists(ctx, "john@example.com", "c:ban:aor:john@example.com")
-	if err != nil || b == nil || *b != want || !found {
-		t.Fatalf("got %+v, %v, %v; want %+v, true", b, found, err, want)
+	res, err = s.Lookup(ctx, l)
+	if err != nil || res.Binding == nil || *res.Binding != want || !res.Banned || res.Claimed {
+		t.Fatalf("got %+v, %v; want the binding, banned, claim refused (taken)", res, err)
 	}
+	// Neither key: a plain read.
+	res, err = s.Lookup(ctx, registrar.Lookup{AoR: "john@example.com"})
+	if err != nil || res.Binding == nil || res.Banned || res.Claimed {
+		t.Fatalf("plain lookup: %+v, %v", res, err)
+	}
+	// A binding that cannot be decoded does not hide the ban and the claim.
 	if err := rdb.Set(ctx, store.UserKey("bad@example.com"), "{", time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.BindingAndExists(ctx, "bad@example.com", "k"); err == nil {
-		t.Fatal("invalid JSON read without error")
+	res, err = s.Lookup(ctx, registrar.Lookup{AoR: "bad@example.com", BanKey: ban, ClaimKey: "c:nonce:abc:2", ClaimTTL: time.Minute})
+	if err != nil || res.BindingErr == nil || res.Binding != nil || !res.Banned || !res.Claimed {
+		t.Fatalf("invalid JSON: %+v, %v; want BindingErr with the ban and the claim read", res, err)
 	}
 }
 
@@ -93,14 +105,17 @@ func TestOneRoundTripEach(t *testing.T) {
 	s := redisstore.New(rdb)
 	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
 	rt := &roundTrips{}
+	claims := struct{ n int }{}
 	rdb.AddHook(rt)
 	ops := []struct {
 		name string
 		run  func() error
 	}{
 		{"Bind", func() error { return s.Bind(ctx, "john@example.com", b, time.Hour) }},
-		{"BindingAndExists", func() error {
-			_, _, err := s.BindingAndExists(ctx, "john@example.com", "c:ban:aor:john@example.com")
+		{"Lookup", func() error {
+			_, err := s.Lookup(ctx, registrar.Lookup{AoR: "john@example.com", BanKey: "c:ban:aor:john@example.com",
+				ClaimKey: "c:nonce:x:" + strconv.Itoa(claims.n), ClaimTTL: time.Minute})
+			claims.n++
 			return err
 		}},
 		{"Binding", func() error { _, err := s.Binding(ctx, "john@example.com"); return err }},
