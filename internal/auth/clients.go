@@ -53,11 +53,12 @@ func (c *Clients) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 
 // Password returns the plain password of a stored value.
 func (c *Clients) Password(stored string) (string, error) {
-	if !credcrypt.IsEncrypted(stored) {
+	if c.cipher == nil {
+		if credcrypt.IsEncrypted(stored) {
+			return "", fmt.Errorf("password is encrypted but ENCRYPTION_SECRET is not set")
+		}
 		return stored, nil
 	}
-	if c.cipher == nil {
-		return "", fmt.Errorf("password is encrypted but ENCRYPTION_SECRET is not set")
-	}
-	return c.cipher.Decrypt(stored)
+	plain, _, err := c.cipher.Open(stored)
+	return plain, err
 }

@@ -20,7 +20,8 @@ import (
 
 // Cipher decrypts and encrypts credential strings.
 type Cipher struct {
-	key    []byte
+	key    []byte       // derived from the secret as the api-server does
+	block  cipher.Block // AES of key: stateless, safe for concurrent use
 	legacy bool
 }
 
@@ -31,7 +32,11 @@ func New(secret string, legacy bool) (*Cipher, error) {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	key := []byte(base64.StdEncoding.EncodeToString(sum[:])[:32])
-	return &Cipher{key: key, legacy: legacy}, nil
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("credcrypt: %w", err)
+	}
+	return &Cipher{key: key, block: block, legacy: legacy}, nil
 }
 
 type sealed struct {
@@ -41,12 +46,29 @@ type sealed struct {
 
 // IsEncrypted reports whether v looks like an encrypted value.
 func IsEncrypted(v string) bool {
+	_, ok := parse(v)
+	return ok
+}
+
+// parse reads v as an encrypted value: ok is false when it is not one.
+func parse(v string) (s sealed, ok bool) {
 	v = strings.TrimSpace(v)
 	if !strings.HasPrefix(v, "{") {
-		return false
+		return s, false
 	}
-	var s sealed
-	return json.Unmarshal([]byte(v), &s) == nil && s.IV != "" && s.Content != ""
+	return s, json.Unmarshal([]byte(v), &s) == nil && s.IV != "" && s.Content != ""
+}
+
+// Open returns the plain text of v when v is an encrypted value (sealed
+// true), and v itself when it is not: one reading of the JSON where
+// IsEncrypted and Decrypt would make two.
+func (c *Cipher) Open(v string) (plain string, sealed bool, err error) {
+	s, ok := parse(v)
+	if !ok {
+		return v, false, nil
+	}
+	plain, err = c.open(s)
+	return plain, true, err
 }
 
 // Decrypt returns the plain text of an encrypted value.
@@ -55,6 +77,10 @@ func (c *Cipher) Decrypt(v string) (string, error) {
 	if err := json.Unmarshal([]byte(v), &s); err != nil {
 		return "", fmt.Errorf("credcrypt: value is not {iv,content} JSON: %w", err)
 	}
+	return c.open(s)
+}
+
+func (c *Cipher) open(s sealed) (string, error) {
 	iv, err := hex.DecodeString(s.IV)
 	if err != nil || len(iv) != aes.BlockSize {
 		return "", errors.New("credcrypt: iv must be 16 bytes of hex")
@@ -63,10 +89,7 @@ func (c *Cipher) Decrypt(v string) (string, error) {
 	if err != nil {
 		return "", errors.New("credcrypt: content is not hex")
 	}
-	block, err := aes.NewCipher(c.key)
-	if err != nil {
-		return "", fmt.Errorf("credcrypt: %w", err)
-	}
+	block := c.block
 	if c.legacy {
 		out := make([]byte, len(data))
 		cipher.NewCTR(block, iv).XORKeyStream(out, data)
@@ -90,10 +113,7 @@ func (c *Cipher) Encrypt(plain string) (string, error) {
 	if _, err := rand.Read(iv); err != nil {
 		return "", fmt.Errorf("credcrypt: %w", err)
 	}
-	block, err := aes.NewCipher(c.key)
-	if err != nil {
-		return "", fmt.Errorf("credcrypt: %w", err)
-	}
+	block := c.block
 	var data []byte
 	if c.legacy {
 		data = make([]byte, len(plain))

@@ -205,3 +205,31 @@ func TestIsEncrypted(t *testing.T) {
 		})
 	}
 }
+
+// Open decrypts a sealed value and passes a plain one through, for both
+// modes; a sealed value under another secret is an error, not plain text.
+func TestOpen(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		c, err := New("secret-one", legacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealedValue, err := c.Encrypt("1234")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plain, sealed, err := c.Open(sealedValue); plain != "1234" || !sealed || err != nil {
+			t.Errorf("legacy=%v: Open(sealed) = %q, %v, %v", legacy, plain, sealed, err)
+		}
+		if plain, sealed, err := c.Open("5678"); plain != "5678" || sealed || err != nil {
+			t.Errorf("legacy=%v: Open(plain) = %q, %v, %v", legacy, plain, sealed, err)
+		}
+		if legacy {
+			continue // CTR has no padding to check
+		}
+		other, _ := New("secret-two", legacy)
+		if _, sealed, err := other.Open(sealedValue); !sealed || err == nil {
+			t.Errorf("Open with another secret: sealed=%v err=%v, want an error", sealed, err)
+		}
+	}
+}
