@@ -19,7 +19,9 @@
 #  4. runs bench/register: for each system and scenario, steps the sipp rate up, then writes
 #     $OUT/results.json and $OUT/RESULTS.md; both are copied into bench/.
 #
-# Systems: ours (the service's native front on UDP), kamailio, and ours-drachtio: drachtio-server
+# Systems: ours (the service's native front on UDP), kamailio (bindings in memory: the reference),
+# kamailio-wt (the same, writing each binding through to MySQL, usrloc db_mode 1; full registrations
+# only unless ONLY names its other cases), and ours-drachtio: drachtio-server
 # owns the SIP port, sipp sends to it, and the service connects to it as its client
 # (DRACHTIO_HOST/PORT/SECRET), as in a jambonz SBC. Its CPU is both processes' (drachtio-server's
 # share in its own column). The binary is scripts/test.sh's TEST_DRACHTIO_BIN (default
@@ -93,6 +95,7 @@ mysql_root "$TEST_MYSQL_DATABASE" <"$OUT/jambones.sql"
 mysql_root -e "DROP DATABASE IF EXISTS kamailio; CREATE DATABASE kamailio;"
 mysql_root kamailio <"$kam_sql/standard-create.sql"
 mysql_root kamailio <"$kam_sql/auth_db-create.sql"
+mysql_root kamailio <"$kam_sql/usrloc-create.sql"
 mysql_root kamailio <"$OUT/kamailio.sql"
 
 # 3. Run.

@@ -84,10 +84,11 @@ func (b *bench) markdown() string {
 	for _, sc := range scen {
 		o, k, bf := b.find("ours", sc.path, sc.scenario), b.find("kamailio", sc.path, sc.scenario), b.find("before", sc.path, sc.scenario)
 		d := b.find(drachtioSystem, sc.path, sc.scenario)
-		if o == nil && k == nil && d == nil {
+		kw := b.find(kamailioWT, sc.path, sc.scenario)
+		if o == nil && k == nil && d == nil && kw == nil {
 			continue
 		}
-		withBefore, withDrachtio := bf != nil, d != nil
+		withBefore, withDrachtio, withWT := bf != nil, d != nil, kw != nil
 		w("### %s, %s path\n\n", sc.scenario, sc.path)
 		head, rule := "| figure | ours | Kamailio | ours/Kamailio |", "|---|---|---|---|"
 		if withBefore {
@@ -96,15 +97,18 @@ func (b *bench) markdown() string {
 		if withDrachtio {
 			head, rule = head+" ours behind drachtio-server | drachtio/ours |", rule+"---|---|"
 		}
+		if withWT {
+			head, rule = head+" Kamailio writing through to MySQL | ours/Kamailio-wt |", rule+"---|---|"
+		}
 		w("%s\n%s\n", head, rule)
 		// row writes one figure of every system; f gives 0 for "no figure". The
 		// ratios compare ours with Kamailio and with the baseline, and ours behind
 		// drachtio-server with ours on its native front.
 		row := func(label, format string, withRatio bool, f func(*caseResult) float64) {
-			vo, vk, vb, vd := f(o), f(k), f(bf), f(d)
-			rk, rb, rd := "", "", ""
+			vo, vk, vb, vd, vw := f(o), f(k), f(bf), f(d), f(kw)
+			rk, rb, rd, rw := "", "", "", ""
 			if withRatio {
-				rk, rb, rd = ratio(vo, vk), ratio(vo, vb), ratio(vd, vo)
+				rk, rb, rd, rw = ratio(vo, vk), ratio(vo, vb), ratio(vd, vo), ratio(vo, vw)
 			}
 			w("| %s | %s | %s | %s |", label, num(vo, format), num(vk, format), rk)
 			if withBefore {
@@ -112,6 +116,9 @@ func (b *bench) markdown() string {
 			}
 			if withDrachtio {
 				w(" %s | %s |", num(vd, format), rd)
+			}
+			if withWT {
+				w(" %s | %s |", num(vw, format), rw)
 			}
 			w("\n")
 		}
@@ -144,7 +151,7 @@ func (b *bench) markdown() string {
 		}
 		// At the highest rate every system passed (the goal compares CPU there too).
 		common := 0
-		for _, c := range []*caseResult{o, k, bf, d} {
+		for _, c := range []*caseResult{o, k, bf, d, kw} {
 			if c != nil && (common == 0 || c.MaxRate < common) {
 				common = c.MaxRate
 			}

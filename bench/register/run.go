@@ -129,7 +129,11 @@ func (b *bench) run(ctx context.Context) error {
 		name, target string
 		start        func(context.Context) (sut, func(), error)
 	}
-	systems := []system{{"ours", ours, b.startOurs}, {"kamailio", kam, b.startKamailio}}
+	systems := []system{{"ours", ours, b.startOurs}, {"kamailio", kam, func(ctx context.Context) (sut, func(), error) {
+		return b.startKamailio(ctx, "kamailio")
+	}}, {kamailioWT, kam, func(ctx context.Context) (sut, func(), error) {
+		return b.startKamailio(ctx, kamailioWT)
+	}}}
 	// The same service as a drachtio-server client: sipp sends to drachtio's SIP port.
 	switch {
 	case b.drachtioBin != "":
@@ -154,8 +158,8 @@ func (b *bench) run(ctx context.Context) error {
 				continue // Kamailio has no registration webhook
 			}
 			name := caseName(sys.name, c.path, c.scenario)
-			if sys.name == drachtioSystem && b.only == "" && name != drachtioSystem+"-clients-register-auth" {
-				continue // the front's cost shows in full registrations; the others on request (-only)
+			if (sys.name == drachtioSystem || sys.name == kamailioWT) && b.only == "" && name != sys.name+"-clients-register-auth" {
+				continue // the front's (the write's) cost shows in full registrations; the others on request (-only)
 			}
 			if b.want(name) {
 				todo = append(todo, c)
@@ -489,16 +493,34 @@ func (b *bench) startDrachtio(ctx context.Context) (sut, func(), error) {
 	return s, func() { stopService(); stopServer() }, nil
 }
 
-// startKamailio starts Kamailio in the foreground (-DD), in its own process group.
-func (b *bench) startKamailio(ctx context.Context) (sut, func(), error) {
-	logf := filepath.Join(b.out, "kamailio.log")
+// kamailioWT is Kamailio with usrloc writing every binding through to
+// MySQL (db_mode 1, the `location` table): the same configuration otherwise.
+// Not the reference (that keeps bindings in memory only), but a registrar
+// that, like this service, writes each binding to a database before it
+// answers.
+const kamailioWT = "kamailio-wt"
+
+// startKamailio starts Kamailio in the foreground (-DD), in its own process
+// group; system kamailioWT defines WRITE_THROUGH for the configuration and
+// empties the location table first.
+func (b *bench) startKamailio(ctx context.Context, system string) (sut, func(), error) {
+	logf := filepath.Join(b.out, system+".log")
 	lf, err := os.Create(logf)
 	if err != nil {
 		return sut{}, nil, fmt.Errorf("kamailio: %w", err)
 	}
 	url := fmt.Sprintf(`DBURL="mysql://root:%s@%s:%d/kamailio"`, b.mysqlRootPass, b.mysqlHost, b.mysqlPort)
-	cmd := exec.Command("kamailio", "-DD", "-E", "-f", b.kamCfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", b.kamPort),
-		"-n", strconv.Itoa(b.kamWorkers), "-m", "512", "-M", "16", "-w", b.out, "-A", url)
+	args := []string{"-DD", "-E", "-f", b.kamCfg, "-l", fmt.Sprintf("udp:127.0.0.1:%d", b.kamPort),
+		"-n", strconv.Itoa(b.kamWorkers), "-m", "512", "-M", "16", "-w", b.out, "-A", url}
+	if system == kamailioWT {
+		out, err := exec.CommandContext(ctx, "mysql", "--no-defaults", "-h", b.mysqlHost, "-P", strconv.Itoa(b.mysqlPort), "-uroot",
+			"-p"+b.mysqlRootPass, "kamailio", "-e", "TRUNCATE TABLE location").CombinedOutput()
+		if err != nil {
+			return sut{}, nil, fmt.Errorf("kamailio: emptying location: %w: %s", err, out)
+		}
+		args = append(args, "-A", "WRITE_THROUGH")
+	}
+	cmd := exec.Command("kamailio", args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -527,7 +549,7 @@ func (b *bench) startKamailio(ctx context.Context) (sut, func(), error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	return sut{name: "kamailio", pid: pid, group: true}, stop, nil
+	return sut{name: system, pid: pid, group: true}, stop, nil
 }
 
 // memory registers memUsers distinct users (clients path) and reads the memory
