@@ -200,10 +200,7 @@ func (b *bench) markdown() string {
 			name string
 			c    *caseResult
 		}{{"ours", o}, {"original", orig}} {
-			rate := 1000
-			if sys.c == orig {
-				rate = dbRates[len(dbRates)-1]
-			}
+			rate := dbRates[len(dbRates)-1]
 			ro := atRate(sys.c, rate)
 			if ro == nil || len(ro.RedisByCmd) == 0 {
 				continue
