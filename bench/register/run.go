@@ -275,7 +275,7 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 	// The ladder's bottom failed (a much slower system, the original): step down,
 	// halving, until a rate passes, so that it still gets a figure.
 	for lastPass == 0 && firstFail > minRate && ctx.Err() == nil {
-		r := max(firstFail/2, minRate)
+		r := max(firstFail/2/minRate*minRate, minRate)
 		if one(r) {
 			lastPass = r
 		} else {
@@ -364,8 +364,14 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	if err != nil {
 		why = append(why, err.Error())
 	}
-	if failedCalls := l.Calls - res.Successful; float64(failedCalls) >= 0.001*float64(l.Calls) {
-		why = append(why, fmt.Sprintf("%d of %d calls failed", failedCalls, l.Calls))
+	// Each sipp process makes l.Calls/procs calls: count what was really asked for
+	// (a rate*step not divisible by the process count would otherwise fail a clean run).
+	calls := l.Calls
+	if procs := len(l.CSVs); procs > 0 {
+		calls = l.Calls / procs * procs
+	}
+	if failedCalls := calls - res.Successful; float64(failedCalls) >= 0.001*float64(calls) {
+		why = append(why, fmt.Sprintf("%d of %d calls failed", failedCalls, calls))
 	}
 	if res.Achieved < 0.95*float64(l.Rate) {
 		why = append(why, fmt.Sprintf("achieved %.0f/s", res.Achieved))
