@@ -149,12 +149,7 @@ func (b *bench) markdown() string {
 			row(fmt.Sprintf("p99 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P99 }))
 		}
 		// At the highest rate every system passed (the goal compares CPU there too).
-		common := 0
-		for _, c := range []*caseResult{o, k, bf, d, orig} {
-			if c != nil && (common == 0 || c.MaxRate < common) {
-				common = c.MaxRate
-			}
-		}
+		common := commonRate(o, k, bf, d, orig)
 		cpuRates := []int{1000}
 		if common > 0 && common != 1000 {
 			cpuRates = append(cpuRates, common)
@@ -236,4 +231,32 @@ func (b *bench) markdown() string {
 		}
 	}
 	return s.String()
+}
+
+// commonRate is the highest rate at which every case given (nil ones aside) has a
+// passing run, 0 when there is none: the bisection leaves each system its own
+// rates, so the lowest MaxRate may not have been run by the others.
+func commonRate(cases ...*caseResult) int {
+	passed := map[int]int{}
+	n := 0
+	for _, c := range cases {
+		if c == nil {
+			continue
+		}
+		n++
+		seen := map[int]bool{}
+		for _, r := range c.Runs {
+			if r.Pass && !seen[r.Rate] {
+				seen[r.Rate] = true
+				passed[r.Rate]++
+			}
+		}
+	}
+	best := 0
+	for rate, k := range passed {
+		if k == n && rate > best {
+			best = rate
+		}
+	}
+	return best
 }
