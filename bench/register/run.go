@@ -234,9 +234,9 @@ type dbPids struct{ mysql, redis int }
 const maxRate, minRate = 64000, 25
 
 // step1 climbs the rate ladder for one case: the ladder (halving below its bottom when that
-// fails), then doubling past its top until a rate fails, bisection between the last pass and the first failure (to within an eighth),
-// then the highest passing rate is run again until it has passed b.repeats times (stepping
-// down when a repeat fails).
+// fails), then doubling past its top until a rate fails, bisection between the last pass
+// and the first failure (to within an eighth), then the highest passing rate is run again
+// until it has passed b.repeats times (stepping down when a repeat fails).
 func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Server, name, target, scenario string, csvs []string, timeout time.Duration) caseResult {
 	cr := caseResult{Name: name}
 	var ladder []int
