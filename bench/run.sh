@@ -28,9 +28,14 @@
 # ../shared/tools/drachtio/drachtio beside the repository; test.sh installs its runtime libraries);
 # without one these cases are left out. By default only ours-drachtio-clients-register-auth runs;
 # ONLY can name its other cases (ours-drachtio-webhook-register-auth, ...).
+# Optional system original: the original Node.js sidecar, when ORIGINAL_DIR names a checkout of
+# the public jambonz/sbc-sip-sidecar with its npm dependencies installed (this script does not
+# fetch or install it). It runs `node app.js` there behind the same drachtio-server, with the same
+# MySQL, Redis and secrets; by default original-webhook-register-auth, ONLY can name
+# original-clients-register-auth. Without ORIGINAL_DIR its cases are left out (docs/performance.md).
 #
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
-# DRACHTIO_LOGLEVEL (info, as a jambonz SBC runs it), STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
+# DRACHTIO_LOGLEVEL (info, as a jambonz SBC runs it), ORIGINAL_DIR (unset: no original), STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
 # (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
 # mem-kamailio), KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
 # is built from `git archive` and measured as the system "before", after the others, so a
@@ -39,7 +44,7 @@
 # BASELINE=HEAD BASELINE_ENV=REGISTRATION_EVENTS=off measures a setting's cost in one run).
 #
 # The ladder climbs past its top (doubling) until a rate fails, then bisects to within an eighth,
-# for every system. Each run also records the Redis commands (INFO commandstats deltas) and MySQL
+# for every system (a system failing the ladder's bottom is stepped down, halving, to 25/s). Each run also records the Redis commands (INFO commandstats deltas) and MySQL
 # SELECTs (Com_select deltas) it caused; the tables give them per call (per full registration).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -48,7 +53,7 @@ OUT=${OUT:-$(mktemp -d /tmp/bench-register.XXXXXX)}
 BENCH_REDIS_PORT=${BENCH_REDIS_PORT:-17990} BENCH_MYSQL_PORT=${BENCH_MYSQL_PORT:-17991}
 STEP=${STEP:-10s} PROCS=${PROCS:-4} USERS=${USERS:-10000} MEM_USERS=${MEM_USERS:-100000}
 MEM_RATE=${MEM_RATE:-1000} RATES=${RATES:-1000,2000,4000,8000} REPEATS=${REPEATS:-2} ONLY=${ONLY:-}
-BASELINE=${BASELINE:-} DRACHTIO_LOGLEVEL=${DRACHTIO_LOGLEVEL:-info}
+BASELINE=${BASELINE:-} DRACHTIO_LOGLEVEL=${DRACHTIO_LOGLEVEL:-info} ORIGINAL_DIR=${ORIGINAL_DIR:-}
 SECRET=bench-encryption-secret-0123456789abcdef
 PATH=$PATH:/usr/sbin:/sbin:/usr/local/go/bin
 mkdir -p "$OUT"
@@ -66,6 +71,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 	[ "$(id -u)" = 0 ] || sudo=(sudo)
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=900 update >&2
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=900 install --no-install-recommends "${missing[@]}" >&2
+fi
+if [ -n "$ORIGINAL_DIR" ]; then
+	[ -f "$ORIGINAL_DIR/app.js" ] && [ -d "$ORIGINAL_DIR/node_modules" ] ||
+		{ log "ORIGINAL_DIR=$ORIGINAL_DIR is not a checkout of jambonz/sbc-sip-sidecar with node_modules installed"; exit 1; }
+	command -v node >/dev/null || { log "ORIGINAL_DIR is set but node is not on PATH"; exit 1; }
 fi
 kam_sql=/usr/share/kamailio/mysql
 [ -e "$kam_sql/standard-create.sql" ] || { log "no $kam_sql/standard-create.sql (kamailio-mysql-modules)"; exit 1; }
@@ -109,7 +119,7 @@ cd "$repo"
 	-redis-host "${TEST_REDIS_ADDR%:*}" -redis-port "${TEST_REDIS_ADDR#*:}" -state-dir "$TEST_STATE_DIR" \
 	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
 	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}" \
-	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL"
+	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL" -original "$ORIGINAL_DIR"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"

@@ -56,6 +56,7 @@ type bench struct {
 	baselineBin                           string
 	baselineEnv                           string
 	drachtioBin, drachtioLogLevel         string
+	originalDir                           string
 	drachtioPort, drachtioSIPPort         int
 	kamCfg                                string
 	mysqlHost, mysqlUser, mysqlPass       string
@@ -83,6 +84,7 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.baselineEnv, "baseline-env", "", "space-separated NAME=value added to the baseline's environment (e.g. REGISTRATION_EVENTS=off)")
 	fs.StringVar(&b.drachtioBin, "drachtio", "", "drachtio-server binary: the service is measured behind it too, as system "+drachtioSystem+" (optional)")
 	fs.StringVar(&b.drachtioLogLevel, "drachtio-loglevel", "info", "drachtio-server log level")
+	fs.StringVar(&b.originalDir, "original", "", "directory of the original Node.js sbc-sip-sidecar with its npm dependencies installed: measured behind -drachtio too, as system "+originalSystem+" (optional)")
 	fs.IntVar(&b.drachtioPort, "drachtio-port", 17063, "control port of drachtio-server")
 	fs.IntVar(&b.drachtioSIPPort, "drachtio-sip-port", 17062, "SIP port of drachtio-server")
 	fs.StringVar(&b.kamCfg, "kamailio-cfg", "bench/kamailio/kamailio.cfg", "Kamailio configuration")

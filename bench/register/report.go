@@ -83,12 +83,12 @@ func (b *bench) markdown() string {
 	scen := []struct{ path, scenario string }{{"clients", "register-auth"}, {"webhook", "register-auth"}, {"clients", "reregister-cached"}, {"clients", "unregister"}}
 	for _, sc := range scen {
 		o, k, bf := b.find("ours", sc.path, sc.scenario), b.find("kamailio", sc.path, sc.scenario), b.find("before", sc.path, sc.scenario)
-		d := b.find(drachtioSystem, sc.path, sc.scenario)
+		d, orig := b.find(drachtioSystem, sc.path, sc.scenario), b.find(originalSystem, sc.path, sc.scenario)
 		kw := b.find(kamailioWT, sc.path, sc.scenario)
-		if o == nil && k == nil && d == nil && kw == nil {
+		if o == nil && k == nil && d == nil && orig == nil && kw == nil {
 			continue
 		}
-		withBefore, withDrachtio, withWT := bf != nil, d != nil, kw != nil
+		withBefore, withDrachtio, withOriginal, withWT := bf != nil, d != nil, orig != nil, kw != nil
 		w("### %s, %s path\n\n", sc.scenario, sc.path)
 		head, rule := "| figure | ours | Kamailio | ours/Kamailio |", "|---|---|---|---|"
 		if withBefore {
@@ -97,18 +97,21 @@ func (b *bench) markdown() string {
 		if withDrachtio {
 			head, rule = head+" ours behind drachtio-server | drachtio/ours |", rule+"---|---|"
 		}
+		if withOriginal {
+			head, rule = head+" original (Node.js) behind drachtio-server | ours/original | ours behind drachtio/original |", rule+"---|---|---|"
+		}
 		if withWT {
 			head, rule = head+" Kamailio writing through to MySQL | ours/Kamailio-wt |", rule+"---|---|"
 		}
 		w("%s\n%s\n", head, rule)
 		// row writes one figure of every system; f gives 0 for "no figure". The
-		// ratios compare ours with Kamailio and with the baseline, and ours behind
-		// drachtio-server with ours on its native front.
+		// ratios compare ours with Kamailio and with the baseline, ours behind
+		// drachtio-server with ours on its native front, and both with the original.
 		row := func(label, format string, withRatio bool, f func(*caseResult) float64) {
-			vo, vk, vb, vd, vw := f(o), f(k), f(bf), f(d), f(kw)
-			rk, rb, rd, rw := "", "", "", ""
+			vo, vk, vb, vd, vx, vw := f(o), f(k), f(bf), f(d), f(orig), f(kw)
+			rk, rb, rd, rx, rdx, rw := "", "", "", "", "", ""
 			if withRatio {
-				rk, rb, rd, rw = ratio(vo, vk), ratio(vo, vb), ratio(vd, vo), ratio(vo, vw)
+				rk, rb, rd, rx, rdx, rw = ratio(vo, vk), ratio(vo, vb), ratio(vd, vo), ratio(vo, vx), ratio(vd, vx), ratio(vo, vw)
 			}
 			w("| %s | %s | %s | %s |", label, num(vo, format), num(vk, format), rk)
 			if withBefore {
@@ -117,15 +120,18 @@ func (b *bench) markdown() string {
 			if withDrachtio {
 				w(" %s | %s |", num(vd, format), rd)
 			}
+			if withOriginal {
+				w(" %s | %s | %s |", num(vx, format), rx, rdx)
+			}
 			if withWT {
 				w(" %s | %s |", num(vw, format), rw)
 			}
 			w("\n")
 		}
-		// only limits f to the case of the drachtio system (figures the others do not have).
+		// only limits f to the cases behind drachtio-server (figures the others do not have).
 		only := func(f func(*caseResult) float64) func(*caseResult) float64 {
 			return func(c *caseResult) float64 {
-				if c == nil || c != d {
+				if c == nil || (c != d && c != orig) {
 					return 0
 				}
 				return f(c)
@@ -150,25 +156,24 @@ func (b *bench) markdown() string {
 			row(fmt.Sprintf("p99 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P99 }))
 		}
 		// At the highest rate every system passed (the goal compares CPU there too).
-		common := 0
-		for _, c := range []*caseResult{o, k, bf, d, kw} {
-			if c != nil && (common == 0 || c.MaxRate < common) {
-				common = c.MaxRate
-			}
-		}
+		common := commonRate(o, k, bf, d, orig, kw)
 		cpuRates := []int{1000}
-		if common > 1000 {
+		if common > 0 && common != 1000 {
 			cpuRates = append(cpuRates, common)
 		}
 		for _, rate := range cpuRates {
 			row(fmt.Sprintf("CPU per call at %d/s, registrar (µs)", rate), "%.0f", true, at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU, r) }))
-			if withDrachtio {
+			if withDrachtio || withOriginal {
 				row(fmt.Sprintf("  of which drachtio-server at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.FrontCPU, r) })))
 				row(fmt.Sprintf("  of which the service at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU-r.FrontCPU, r) })))
 			}
 		}
-		row("CPU per call at 1000/s, MariaDB + Redis (µs)", "%.0f", true, at(1000, func(r *runResult) float64 { return perReg(r.MySQLCPU+r.RedisCPU, r) }))
-		row("CPU per call at 1000/s, sipp (µs)", "%.0f", false, at(1000, func(r *runResult) float64 { return perReg(r.Sipp.CPUSeconds, r) }))
+		// The database figures at 1000/s, and also at the highest rate every system
+		// passed when that is lower (a system that cannot do 1000/s: the original).
+		dbRates := []int{1000}
+		if common > 0 && common < 1000 {
+			dbRates = append(dbRates, common)
+		}
 		perCall := func(n func(*runResult) int) func(*runResult) float64 {
 			return func(r *runResult) float64 {
 				if r.Sipp.Successful == 0 {
@@ -177,19 +182,31 @@ func (b *bench) markdown() string {
 				return float64(n(r)) / float64(r.Sipp.Successful)
 			}
 		}
-		row("Redis commands per call at 1000/s (INFO commandstats)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisCommands })))
-		row("Redis round trips per call at 1000/s (INFO stats total_reads_processed)", "%.2f", false, at(1000, perCall(func(r *runResult) int { return r.RedisReads })))
-		row("MySQL SELECTs per call at 1000/s (Com_select)", "%.2f", true, at(1000, perCall(func(r *runResult) int { return r.MySQLSelects })))
+		for _, rate := range dbRates {
+			row(fmt.Sprintf("CPU per call at %d/s, MariaDB + Redis (µs)", rate), "%.0f", true, at(rate, func(r *runResult) float64 { return perReg(r.MySQLCPU+r.RedisCPU, r) }))
+			row(fmt.Sprintf("CPU per call at %d/s, sipp (µs)", rate), "%.0f", false, at(rate, func(r *runResult) float64 { return perReg(r.Sipp.CPUSeconds, r) }))
+			row(fmt.Sprintf("Redis commands per call at %d/s (INFO commandstats)", rate), "%.2f", false, at(rate, perCall(func(r *runResult) int { return r.RedisCommands })))
+			row(fmt.Sprintf("Redis round trips per call at %d/s (INFO stats total_reads_processed)", rate), "%.2f", false, at(rate, perCall(func(r *runResult) int { return r.RedisReads })))
+			row(fmt.Sprintf("MySQL SELECTs per call at %d/s (Com_select)", rate), "%.2f", true, at(rate, perCall(func(r *runResult) int { return r.MySQLSelects })))
+		}
 		row("peak memory during the case (MB; ours RSS, Kamailio PSS of all processes, behind drachtio-server RSS of both)", "%.1f", true, func(c *caseResult) float64 {
 			if c == nil {
 				return 0
 			}
 			return float64(c.PeakKB) / 1024
 		})
-		if withDrachtio {
+		if withDrachtio || withOriginal {
 			row("  of which drachtio-server (MB, RSS)", "%.1f", false, only(func(c *caseResult) float64 { return float64(c.FrontPeakKB) / 1024 }))
 		}
-		if ro := atRate(o, 1000); ro != nil && len(ro.RedisByCmd) > 0 {
+		for _, sys := range []struct {
+			name string
+			c    *caseResult
+		}{{"ours", o}, {"original", orig}} {
+			rate := dbRates[len(dbRates)-1]
+			ro := atRate(sys.c, rate)
+			if ro == nil || len(ro.RedisByCmd) == 0 {
+				continue
+			}
 			names := make([]string, 0, len(ro.RedisByCmd))
 			for k := range ro.RedisByCmd {
 				names = append(names, k)
@@ -199,7 +216,7 @@ func (b *bench) markdown() string {
 			for _, k := range names {
 				parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(ro.RedisByCmd[k])/float64(max(ro.Sipp.Successful, 1))))
 			}
-			w("\nours, Redis commands per call by name at 1000/s: %s\n", strings.Join(parts, ", "))
+			w("\n%s, Redis commands per call by name at %d/s: %s\n", sys.name, rate, strings.Join(parts, ", "))
 		}
 		w("\n")
 	}
@@ -221,4 +238,32 @@ func (b *bench) markdown() string {
 		}
 	}
 	return s.String()
+}
+
+// commonRate is the highest rate at which every case given (nil ones aside) has a
+// passing run, 0 when there is none: the bisection leaves each system its own
+// rates, so the lowest MaxRate may not have been run by the others.
+func commonRate(cases ...*caseResult) int {
+	passed := map[int]int{}
+	n := 0
+	for _, c := range cases {
+		if c == nil {
+			continue
+		}
+		n++
+		seen := map[int]bool{}
+		for _, r := range c.Runs {
+			if r.Pass && !seen[r.Rate] {
+				seen[r.Rate] = true
+				passed[r.Rate]++
+			}
+		}
+	}
+	best := 0
+	for rate, k := range passed {
+		if k == n && rate > best {
+			best = rate
+		}
+	}
+	return best
 }

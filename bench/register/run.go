@@ -81,7 +81,7 @@ func (b *bench) run(ctx context.Context) error {
 	if b.out == "" {
 		return errors.New("-out is required")
 	}
-	for _, p := range []*string{&b.out, &b.scenarios, &b.clockShim, &b.serviceBin, &b.kamCfg, &b.drachtioBin} {
+	for _, p := range []*string{&b.out, &b.scenarios, &b.clockShim, &b.serviceBin, &b.kamCfg, &b.drachtioBin, &b.originalDir} {
 		if *p == "" {
 			continue
 		}
@@ -98,6 +98,9 @@ func (b *bench) run(ctx context.Context) error {
 	if b.drachtioBin != "" {
 		b.res.Versions = append(b.res.Versions, "drachtio-server "+firstLine(b.drachtioBin, "--version"))
 		b.res.Settings += ", drachtio-server log level " + b.drachtioLogLevel
+	}
+	if b.originalDir != "" && b.drachtioBin != "" {
+		b.res.Versions = append(b.res.Versions, originalVersion(b.originalDir))
 	}
 
 	// The webhook server of the hook.local account, in this process (its CPU is reported).
@@ -143,6 +146,13 @@ func (b *bench) run(ctx context.Context) error {
 	default:
 		b.log.Warn("no drachtio-server binary (-drachtio): the " + drachtioSystem + " cases are left out")
 	}
+	// The original (Node.js) sidecar, behind the same drachtio-server.
+	switch {
+	case b.originalDir != "" && b.drachtioBin != "":
+		systems = append(systems, system{originalSystem, fmt.Sprintf("127.0.0.1:%d", b.drachtioSIPPort), b.startOriginal})
+	case b.only != "" && strings.Contains(","+b.only, ","+originalSystem+"-"):
+		return errors.New("-only names an " + originalSystem + " case but -original (a directory) or -drachtio is not set")
+	}
 	if b.baselineBin != "" {
 		// The same service at an earlier revision, on the same port, run after the others.
 		systems = append(systems, system{"before", ours, func(ctx context.Context) (sut, func(), error) {
@@ -154,10 +164,16 @@ func (b *bench) run(ctx context.Context) error {
 			{"clients", "reregister-cached"}, {"clients", "unregister"}}
 		var todo []struct{ path, scenario string }
 		for _, c := range cases {
-			if sys.name != "ours" && sys.name != drachtioSystem && c.path == "webhook" {
+			if sys.name != "ours" && sys.name != drachtioSystem && sys.name != originalSystem && c.path == "webhook" {
 				continue // Kamailio has no registration webhook
 			}
+			if sys.name == originalSystem && c.scenario != "register-auth" {
+				continue // full registrations only (see forgetBindings)
+			}
 			name := caseName(sys.name, c.path, c.scenario)
+			if sys.name == originalSystem && b.only == "" && name != originalSystem+"-webhook-register-auth" {
+				continue // the webhook path by default; the clients path on request (-only)
+			}
 			if (sys.name == drachtioSystem || sys.name == kamailioWT) && b.only == "" && name != sys.name+"-clients-register-auth" {
 				continue // the front's (the write's) cost shows in full registrations; the others on request (-only)
 			}
@@ -217,13 +233,14 @@ func caseName(system, path, scenario string) string { return system + "-" + path
 
 type dbPids struct{ mysql, redis int }
 
-// maxRate caps the climb beyond the ladder (sipp cannot drive more from 2 cores anyway).
-const maxRate = 64000
+// maxRate caps the climb beyond the ladder (sipp cannot drive more from 2 cores anyway);
+// minRate is where the descent below a failing ladder bottom stops.
+const maxRate, minRate = 64000, 25
 
-// step1 climbs the rate ladder for one case: the ladder, then doubling past its top until a
-// rate fails, bisection between the last pass and the first failure (to within an eighth),
-// then the highest passing rate is run again until it has passed b.repeats times (stepping
-// down when a repeat fails).
+// step1 climbs the rate ladder for one case: the ladder (halving below its bottom when that
+// fails), then doubling past its top until a rate fails, bisection between the last pass
+// and the first failure (to within an eighth), then the highest passing rate is run again
+// until it has passed b.repeats times (stepping down when a repeat fails).
 func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Server, name, target, scenario string, csvs []string, timeout time.Duration) caseResult {
 	cr := caseResult{Name: name}
 	var ladder []int
@@ -259,6 +276,16 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 		}
 		lastPass = r
 	}
+	// The ladder's bottom failed (a much slower system, the original): step down,
+	// halving, until a rate passes, so that it still gets a figure.
+	for lastPass == 0 && firstFail > minRate && ctx.Err() == nil {
+		r := max(firstFail/2/minRate*minRate, minRate)
+		if one(r) {
+			lastPass = r
+		} else {
+			firstFail = r
+		}
+	}
 	// The ladder's top passed: climb on (doubling) until a rate fails, so
 	// that no figure reads "at least the ladder top".
 	for firstFail == 0 && lastPass > 0 && lastPass < maxRate && ctx.Err() == nil {
@@ -270,12 +297,16 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 		lastPass = r
 	}
 	// Bisect between the last pass and the first failure until the gap is
-	// within an eighth of the passing rate (at least 250/s).
+	// within an eighth of the passing rate (at least 250/s, 25/s below 1,000/s).
 	for firstFail > 0 && lastPass > 0 && ctx.Err() == nil {
-		if firstFail-lastPass <= max(250, lastPass/8) {
+		unit := 250
+		if lastPass < 1000 {
+			unit = 25
+		}
+		if firstFail-lastPass <= max(unit, lastPass/8) {
 			break
 		}
-		mid := (lastPass + firstFail) / 2 / 250 * 250
+		mid := (lastPass + firstFail) / 2 / unit * unit
 		if mid <= lastPass || mid >= firstFail {
 			break
 		}
@@ -307,6 +338,11 @@ func (b *bench) step1(ctx context.Context, s sut, db dbPids, hook *authserver.Se
 
 // measure runs one load and samples the CPU of everything involved.
 func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l load) runResult {
+	if s.name == originalSystem {
+		if err := b.forgetBindings(); err != nil {
+			b.log.Error("run", "case", name, "err", err)
+		}
+	}
 	redis0, reads0 := b.redisCommandStats()
 	sel0 := b.mysqlSelects()
 	c0, f0, m0, r0, h0 := s.cpu(), s.frontCPU(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
@@ -332,8 +368,14 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	if err != nil {
 		why = append(why, err.Error())
 	}
-	if failedCalls := l.Calls - res.Successful; float64(failedCalls) >= 0.001*float64(l.Calls) {
-		why = append(why, fmt.Sprintf("%d of %d calls failed", failedCalls, l.Calls))
+	// Each sipp process makes l.Calls/procs calls: count what was really asked for
+	// (a rate*step not divisible by the process count would otherwise fail a clean run).
+	calls := l.Calls
+	if procs := len(l.CSVs); procs > 0 {
+		calls = l.Calls / procs * procs
+	}
+	if failedCalls := calls - res.Successful; float64(failedCalls) >= 0.001*float64(calls) {
+		why = append(why, fmt.Sprintf("%d of %d calls failed", failedCalls, calls))
 	}
 	if res.Achieved < 0.95*float64(l.Rate) {
 		why = append(why, fmt.Sprintf("achieved %.0f/s", res.Achieved))
@@ -422,11 +464,35 @@ func (b *bench) startService(ctx context.Context, name, bin string, frontEnv []s
 // drachtioSystem is the system name of the service behind drachtio-server.
 const drachtioSystem = "ours-drachtio"
 
+// drachtioSecret is the control-port secret of the bench's drachtio-server.
+const drachtioSecret = "bench-drachtio-secret"
+
+// drachtioClientEnv is the environment telling a drachtio client (the service, the
+// original) where the bench's drachtio-server is.
+func (b *bench) drachtioClientEnv() []string {
+	return []string{"DRACHTIO_HOST=127.0.0.1", "DRACHTIO_PORT=" + strconv.Itoa(b.drachtioPort), "DRACHTIO_SECRET=" + drachtioSecret}
+}
+
 // startDrachtio starts drachtio-server (SIP on -drachtio-sip-port, control port
 // -drachtio-port) and the Go service connected to it as its client; the system's
 // CPU and memory are both processes', drachtio-server's also on their own.
 func (b *bench) startDrachtio(ctx context.Context) (sut, func(), error) {
-	const secret = "bench-drachtio-secret"
+	front, stopServer, err := b.startDrachtioServer(ctx)
+	if err != nil {
+		return sut{}, nil, err
+	}
+	s, stopService, err := b.startService(ctx, drachtioSystem, b.serviceBin, b.drachtioClientEnv())
+	if err != nil {
+		stopServer()
+		return sut{}, nil, err
+	}
+	s.front = front
+	return s, func() { stopService(); stopServer() }, nil
+}
+
+// startDrachtioServer starts drachtio-server and returns once its control port
+// accepts connections: its pid and how to stop it.
+func (b *bench) startDrachtioServer(ctx context.Context) (int, func(), error) {
 	control := fmt.Sprintf("127.0.0.1:%d", b.drachtioPort)
 	conf := filepath.Join(b.out, "drachtio.conf.xml")
 	xml := fmt.Sprintf(`<drachtio>
@@ -435,21 +501,21 @@ func (b *bench) startDrachtio(ctx context.Context) (sut, func(), error) {
   <cdrs>false</cdrs>
   <logging><console/><loglevel>%s</loglevel><sofia-loglevel>0</sofia-loglevel></logging>
 </drachtio>
-`, b.drachtioPort, secret, b.drachtioSIPPort, b.drachtioLogLevel)
+`, b.drachtioPort, drachtioSecret, b.drachtioSIPPort, b.drachtioLogLevel)
 	if err := os.WriteFile(conf, []byte(xml), 0o600); err != nil {
-		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+		return 0, nil, fmt.Errorf("drachtio-server: %w", err)
 	}
 	logf := filepath.Join(b.out, "drachtio.log")
 	lf, err := os.Create(logf)
 	if err != nil {
-		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+		return 0, nil, fmt.Errorf("drachtio-server: %w", err)
 	}
 	cmd := exec.Command(b.drachtioBin, "-f", conf)
 	cmd.Dir = b.out
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		return sut{}, nil, fmt.Errorf("drachtio-server: %w", err)
+		return 0, nil, fmt.Errorf("drachtio-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -474,23 +540,16 @@ func (b *bench) startDrachtio(ctx context.Context) (sut, func(), error) {
 		select {
 		case <-exited:
 			lf.Close()
-			return sut{}, nil, fmt.Errorf("drachtio-server exited during start-up, see %s", logf)
+			return 0, nil, fmt.Errorf("drachtio-server exited during start-up, see %s", logf)
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			stopServer()
-			return sut{}, nil, fmt.Errorf("drachtio-server not listening on %s, see %s", control, logf)
+			return 0, nil, fmt.Errorf("drachtio-server not listening on %s, see %s", control, logf)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s, stopService, err := b.startService(ctx, drachtioSystem, b.serviceBin, []string{
-		"DRACHTIO_HOST=127.0.0.1", "DRACHTIO_PORT=" + strconv.Itoa(b.drachtioPort), "DRACHTIO_SECRET=" + secret})
-	if err != nil {
-		stopServer()
-		return sut{}, nil, err
-	}
-	s.front = cmd.Process.Pid
-	return s, func() { stopService(); stopServer() }, nil
+	return cmd.Process.Pid, stopServer, nil
 }
 
 // kamailioWT is Kamailio with usrloc writing every binding through to
@@ -560,6 +619,11 @@ func (b *bench) memory(ctx context.Context, system, target string, start func(co
 	if err != nil {
 		return m, err
 	}
+	if system == originalSystem {
+		if err := b.forgetBindings(); err != nil {
+			return m, err
+		}
+	}
 	redis0 := b.redisUsedMemory()
 	s, stop, err := start(ctx)
 	if err != nil {
@@ -574,7 +638,7 @@ func (b *bench) memory(ctx context.Context, system, target string, start func(co
 	}
 	m.Successful = res.Successful
 	m.MemKBAtEnd = s.memKB()
-	if system == "ours" || system == drachtioSystem {
+	if system == "ours" || system == drachtioSystem || system == originalSystem {
 		m.RedisBytes = b.redisUsedMemory() - redis0
 		m.Bindings = b.redisInt("ZCARD", "active-user")
 	}
