@@ -38,6 +38,7 @@ return 1`
 // registerer runs the Redis commands of one full registration.
 type registerer interface {
 	register(ctx context.Context, u *user, nonceKey string, expiry int64) error
+	// close ends the client and its breaker's recovery loop.
 	close()
 }
 
@@ -70,18 +71,21 @@ func clients() []client {
 type goRedis struct {
 	rdb  redis.UniversalClient
 	bind *redis.Script
+	stop context.CancelFunc
 }
 
 func openGoRedis(cfg config.Redis) (registerer, error) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	rdb, _, err := redisconn.Open(cfg, 250*time.Millisecond, log)
+	rdb, b, err := redisconn.Open(cfg, 250*time.Millisecond, log)
 	if err != nil {
 		return nil, err
 	}
-	return &goRedis{rdb: rdb, bind: redis.NewScript(bindScript)}, nil
+	ctx, stop := context.WithCancel(context.Background())
+	go b.Run(ctx)
+	return &goRedis{rdb: rdb, bind: redis.NewScript(bindScript), stop: stop}, nil
 }
 
-func (g *goRedis) close() { _ = g.rdb.Close() }
+func (g *goRedis) close() { g.stop(); _ = g.rdb.Close() }
 
 func (g *goRedis) register(ctx context.Context, u *user, nonceKey string, expiry int64) error {
 	// First REGISTER (answered 401): the cached binding.
@@ -146,6 +150,7 @@ type ruClient struct {
 	b       *breaker.Breaker
 	sha     string
 	bindSrc string
+	stop    context.CancelFunc
 }
 
 func openRueidis(cfg config.Redis, tune func(*rueidis.ClientOption)) (registerer, error) {
@@ -169,8 +174,11 @@ func openRueidis(cfg config.Redis, tune func(*rueidis.ClientOption)) (registerer
 	sum := sha1.Sum([]byte(bindScript))
 	b := breaker.New("redis", func(ctx context.Context) error {
 		return c.Do(ctx, c.B().Ping().Build()).Error()
-	}, breaker.Options{Outage: ruOutage})
-	return &ruClient{c: c, b: b, sha: hex.EncodeToString(sum[:]), bindSrc: bindScript}, nil
+	}, breaker.Options{Interval: 250 * time.Millisecond, Timeout: cfg.DialTimeout + cfg.Timeout, Outage: ruOutage,
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	ctx, stop := context.WithCancel(context.Background())
+	go b.Run(ctx)
+	return &ruClient{c: c, b: b, sha: hex.EncodeToString(sum[:]), bindSrc: bindScript, stop: stop}, nil
 }
 
 // ruOutage is redisconn.Outage for rueidis: answers of the server (nil,
@@ -182,7 +190,7 @@ func ruOutage(err error) bool {
 	return !errors.Is(err, rueidis.ErrClosing)
 }
 
-func (r *ruClient) close() { r.c.Close() }
+func (r *ruClient) close() { r.stop(); r.c.Close() }
 
 func (r *ruClient) do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
 	if err := r.b.Allow(); err != nil {

@@ -155,7 +155,7 @@ func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, re
 	}
 	defer rc.close()
 	ctx := context.Background()
-	if _, err := drive(ctx, rc, us, conc, warm); err != nil {
+	if _, failed, err := drive(ctx, rc, us, conc, warm); failed == warm {
 		return result{}, fmt.Errorf("warm-up: %w", err)
 	}
 	runtime.GC()
@@ -173,15 +173,12 @@ func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, re
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	t0 := time.Now()
-	lat, err := drive(ctx, rc, us, conc, regs)
+	lat, failed, err := drive(ctx, rc, us, conc, regs)
 	wall := time.Since(t0)
 	cpu1 := cpuTime()
 	runtime.ReadMemStats(&ms1)
-	if err != nil {
-		if perf != nil {
-			_, _ = perf.stop()
-		}
-		return result{}, err
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "%s conc %d: %d of %d registrations failed, first: %v\n", c.name, conc, failed, regs, err)
 	}
 	after, err := admin.stats()
 	if err != nil {
@@ -196,6 +193,7 @@ func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, re
 		serverCPU: (after.cpu - before.cpu) * 1e6 / float64(regs),
 		reads:     float64(after.reads-before.reads) / float64(regs),
 		writes:    float64(after.writes-before.writes) / float64(regs),
+		failed:    failed,
 	}
 	x.p50, x.p99 = percentiles(lat)
 	if perf != nil {
