@@ -70,7 +70,8 @@ func main() {
 	regs := flag.Int("regs", 10000, "registrations per measured run")
 	warm := flag.Int("warm", 1000, "registrations before each measured run (connections, script cache)")
 	repeats := flag.Int("repeats", 3, "measured runs per client and concurrency")
-	concs := flag.String("conc", "1,8,64,256", "concurrencies (goroutines registering at once)")
+	concs := flag.String("conc", "1,8,64,256", "concurrencies (goroutines registering back to back)")
+	rates := flag.String("rate", "", "instead of -conc: registrations per second, each started on time in a goroutine of its own (open loop, as requests reach the service)")
 	only := flag.String("clients", "", "comma-separated client names (default: all)")
 	syscalls := flag.Bool("syscalls", true, "one more run per case under perf stat -e raw_syscalls:sys_enter")
 	flag.Parse()
@@ -90,13 +91,21 @@ func main() {
 			cs = append(cs, c)
 		}
 	}
-	var levels []int
-	for _, s := range strings.Split(*concs, ",") {
+	var levels []load
+	list, flagName := *concs, "-conc"
+	if *rates != "" {
+		list, flagName = *rates, "-rate"
+	}
+	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			fail(fmt.Errorf("-conc %q: %v", s, err))
+			fail(fmt.Errorf("%s %q: %v", flagName, s, err))
 		}
-		levels = append(levels, n)
+		if *rates != "" {
+			levels = append(levels, load{rate: n})
+		} else {
+			levels = append(levels, load{conc: n})
+		}
 	}
 	admin, err := newAdmin(*addr)
 	if err != nil {
@@ -118,10 +127,10 @@ func main() {
 			for _, c := range cs {
 				x, err := runCase(c, cfg, admin, us, n, *warm, *regs, false)
 				if err != nil {
-					fail(fmt.Errorf("%s conc %d: %w", c.name, n, err))
+					fail(fmt.Errorf("%s %s: %w", c.name, n, err))
 				}
 				res[key{c.name, n}] = append(res[key{c.name, n}], x)
-				fmt.Printf("run %d %-18s conc %3d: %s\n", r+1, c.name, n, x)
+				fmt.Printf("run %d %-18s %-12s %s\n", r+1, c.name, n.String()+":", x)
 			}
 		}
 	}
@@ -131,7 +140,7 @@ func main() {
 			for _, c := range cs {
 				x, err := runCase(c, cfg, admin, us, n, *warm, *regs, true)
 				if err != nil || x.failed > 0 {
-					fmt.Fprintf(os.Stderr, "syscalls %s conc %d: not counted (%d failed, %v)\n", c.name, n, x.failed, err)
+					fmt.Fprintf(os.Stderr, "syscalls %s %s: not counted (%d failed, %v)\n", c.name, n, x.failed, err)
 					continue
 				}
 				sys[key{c.name, n}] = x.syscalls
@@ -143,19 +152,30 @@ func main() {
 
 type key struct {
 	client string
-	conc   int
+	load   load
+}
+
+// load is how registrations are started: conc goroutines back to back
+// (closed loop), or rate a second, each on time (open loop).
+type load struct{ conc, rate int }
+
+func (l load) String() string {
+	if l.rate > 0 {
+		return fmt.Sprintf("rate %d/s", l.rate)
+	}
+	return fmt.Sprintf("conc %d", l.conc)
 }
 
 // runCase opens a fresh client, warms it up and measures regs
-// registrations at concurrency conc.
-func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, regs int, syscalls bool) (result, error) {
+// registrations under load l.
+func runCase(c client, cfg config.Redis, admin *admin, us []user, l load, warm, regs int, syscalls bool) (result, error) {
 	rc, err := c.open(cfg)
 	if err != nil {
 		return result{}, err
 	}
 	defer rc.close()
 	ctx := context.Background()
-	if _, failed, err := drive(ctx, rc, us, conc, warm); failed == warm {
+	if _, failed, err := drive(ctx, rc, us, l, warm); failed == warm {
 		return result{}, fmt.Errorf("warm-up: %w", err)
 	}
 	runtime.GC()
@@ -173,12 +193,12 @@ func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, re
 	runtime.ReadMemStats(&ms0)
 	cpu0 := cpuTime()
 	t0 := time.Now()
-	lat, failed, err := drive(ctx, rc, us, conc, regs)
+	lat, failed, err := drive(ctx, rc, us, l, regs)
 	wall := time.Since(t0)
 	cpu1 := cpuTime()
 	runtime.ReadMemStats(&ms1)
 	if failed > 0 {
-		fmt.Fprintf(os.Stderr, "%s conc %d: %d of %d registrations failed, first: %v\n", c.name, conc, failed, regs, err)
+		fmt.Fprintf(os.Stderr, "%s %s: %d of %d registrations failed, first: %v\n", c.name, l, failed, regs, err)
 	}
 	after, err := admin.stats()
 	if err != nil {
@@ -196,6 +216,11 @@ func runCase(c client, cfg config.Redis, admin *admin, us []user, conc, warm, re
 		failed:    failed,
 	}
 	x.p50, x.p99 = percentiles(lat)
+	var busy time.Duration
+	for _, d := range lat {
+		busy += d
+	}
+	x.inflight = float64(busy) / float64(wall)
 	if perf != nil {
 		n, err := perf.stop()
 		if err != nil {

@@ -22,35 +22,57 @@ import (
 // count is.
 var nonceSeq atomic.Uint64
 
-// drive makes n registrations with conc goroutines and returns the wall
-// time of each (all four round trips of one registration) and how many
-// failed. A failure does not stop the run: on an overloaded machine
-// go-redis' pool wait can time out, and that is a result too.
-func drive(ctx context.Context, rc registerer, us []user, conc, n int) ([]time.Duration, int, error) {
+// drive makes n registrations under load l and returns the wall time of
+// each (all four round trips of one registration) and how many failed. A
+// failure does not stop the run: on an overloaded machine go-redis' pool
+// wait can time out, and that is a result too.
+func drive(ctx context.Context, rc registerer, us []user, l load, n int) ([]time.Duration, int, error) {
 	lat := make([]time.Duration, n)
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
+	var failed atomic.Int64
 	var once sync.Once
 	var first error
-	for g := 0; g < conc; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				nonce := "bench:nonce:" + strconv.FormatUint(nonceSeq.Add(1), 36) + ":1"
-				t0 := time.Now()
-				err := rc.register(ctx, &us[i%len(us)], nonce, t0.Add(bindingTTL).UnixMilli())
-				lat[i] = time.Since(t0)
-				if err != nil {
-					failed.Add(1)
-					once.Do(func() { first = err })
-				}
+	one := func(i int) {
+		nonce := "bench:nonce:" + strconv.FormatUint(nonceSeq.Add(1), 36) + ":1"
+		t0 := time.Now()
+		err := rc.register(ctx, &us[i%len(us)], nonce, t0.Add(bindingTTL).UnixMilli())
+		lat[i] = time.Since(t0)
+		if err != nil {
+			failed.Add(1)
+			once.Do(func() { first = err })
+		}
+	}
+	var wg sync.WaitGroup
+	if l.rate > 0 {
+		// Every millisecond, start the registrations due by then.
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		for started := 0; started < n; {
+			due := min(int(time.Since(start).Seconds()*float64(l.rate))+1, n)
+			for ; started < due; started++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					one(i)
+				}(started)
 			}
-		}()
+			<-tick.C
+		}
+	} else {
+		var next atomic.Int64
+		for g := 0; g < l.conc; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1) - 1)
+					if i >= n {
+						return
+					}
+					one(i)
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	return lat, int(failed.Load()), first
@@ -185,21 +207,22 @@ type result struct {
 	reads, writes float64
 	syscalls      float64
 	failed        int
+	inflight      float64 // registrations in flight, mean (Little: Σ latency / wall)
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%7.0f reg/s  cpu %6.1f µs  p50 %6.0f µs  p99 %6.0f µs  %5.1f allocs  %6.0f B  server: %5.2f reads %5.1f µs  failed %d",
-		r.perSec, r.cpuUs, us(r.p50), us(r.p99), r.allocs, r.bytes, r.reads, r.serverCPU, r.failed)
+	return fmt.Sprintf("%7.0f reg/s  cpu %6.1f µs  p50 %6.0f µs  p99 %6.0f µs  %5.1f allocs  %6.0f B  server: %5.2f reads %5.1f µs  in flight %.2f  failed %d",
+		r.perSec, r.cpuUs, us(r.p50), us(r.p99), r.allocs, r.bytes, r.reads, r.serverCPU, r.inflight, r.failed)
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // report prints one markdown row per client and concurrency: medians of
 // the repeats, with the CPU's range, and the CPU relative to go-redis.
-func report(w io.Writer, cs []client, levels []int, res map[key][]result, sys map[key]float64) {
+func report(w io.Writer, cs []client, levels []load, res map[key][]result, sys map[key]float64) {
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| client | conc | reg/s | client CPU µs/reg (min–max) | CPU vs goredis | p50 µs | p99 µs | allocs/reg | B/reg | syscalls/reg | server reads/reg | server CPU µs/reg | failed |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| client | load | in flight | reg/s | client CPU µs/reg (min–max) | CPU vs goredis | p50 µs | p99 µs | allocs/reg | B/reg | syscalls/reg | server reads/reg | server CPU µs/reg | failed |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, n := range levels {
 		base := median(res[key{"goredis", n}], func(r result) float64 { return r.cpuUs })
 		for _, c := range cs {
@@ -221,8 +244,8 @@ func report(w io.Writer, cs []client, levels []int, res map[key][]result, sys ma
 			for _, r := range rs {
 				failed += r.failed
 			}
-			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f (%.1f–%.1f) | %s | %.0f | %.0f | %.1f | %.0f | %s | %.2f | %.1f | %d |\n",
-				c.name, n,
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.0f | %.1f (%.1f–%.1f) | %s | %.0f | %.0f | %.1f | %.0f | %s | %.2f | %.1f | %d |\n",
+				c.name, n, median(rs, func(r result) float64 { return r.inflight }),
 				median(rs, func(r result) float64 { return r.perSec }),
 				cpu, lo, hi, ratio,
 				median(rs, func(r result) float64 { return us(r.p50) }),
