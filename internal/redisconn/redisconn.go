@@ -47,10 +47,18 @@ func Open(c config.Redis, probeEvery time.Duration, log *slog.Logger) (redis.Uni
 // Outage tells a failure of the connection (refused, reset, timed out,
 // no master known to the sentinels ...) from an answer of the server
 // (redis.Nil, WRONGTYPE, NOSCRIPT, READONLY ...): only the first opens the
-// breaker. A closed client is shutdown, not an outage.
+// breaker. A closed client is shutdown, not an outage. Neither is a wait
+// for a pooled connection that timed out (ErrPoolTimeout, ErrPoolExhausted):
+// that is a burst of our own calls, all connections busy; it fails the call
+// that waited, not every call for a probe interval. A server that stopped
+// answering still opens the breaker, through the pooled calls' read
+// timeouts, which come first.
 func Outage(err error) bool {
 	var reply redis.Error
 	if errors.As(err, &reply) {
+		return false
+	}
+	if errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) {
 		return false
 	}
 	return !errors.Is(err, redis.ErrClosed)

@@ -28,7 +28,8 @@ func TestOutage(t *testing.T) {
 		{redis.ErrClosed, false},
 		{io.EOF, true},
 		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
-		{redis.ErrPoolTimeout, true},
+		{redis.ErrPoolTimeout, false},
+		{fmt.Errorf("wrapped: %w", redis.ErrPoolExhausted), false},
 		{errors.New("redis: all sentinels specified in configuration are unreachable"), true},
 	} {
 		if got := Outage(tc.err); got != tc.want {
