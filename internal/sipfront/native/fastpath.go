@@ -253,10 +253,16 @@ func (w *udpResponder) Respond(_ context.Context, r *sipfront.Response) error {
 	if r.Code == sipfront.NoAnswer {
 		return nil
 	}
-	var b bytes.Buffer
-	b.Grow(1024)
-	sipmsg.BuildResponse(w.req, r).StringWrite(&b)
-	raw := b.Bytes()
+	// Built in a pooled buffer and kept at its exact size: the answer cache
+	// holds up to 32,768 of them, and a 1 KiB buffer per answer doubled
+	// what they cost (answers are ~400-600 bytes).
+	b := respBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	sipmsg.BuildResponse(w.req, r).StringWrite(b)
+	raw := bytes.Clone(b.Bytes())
+	if b.Cap() <= maxPooledResponse {
+		respBufs.Put(b)
+	}
 	w.answers.finish(w.key, raw)
 	w.sent = true
 	if _, err := w.sock.WriteToUDPAddrPort(raw, w.raddr); err != nil {
@@ -264,6 +270,16 @@ func (w *udpResponder) Respond(_ context.Context, r *sipfront.Response) error {
 	}
 	return nil
 }
+
+// respBufs are the buffers answers are built in; one grown past
+// maxPooledResponse (a huge answer) is left to the collector.
+var respBufs = sync.Pool{New: func() any {
+	b := new(bytes.Buffer)
+	b.Grow(1024)
+	return b
+}}
+
+const maxPooledResponse = 16 << 10
 
 // workerIdle is how long an idle worker waits for the next request before
 // it ends.
