@@ -146,3 +146,53 @@ func TestDirectory_StaleNotServedForOtherErrors(t *testing.T) {
 		t.Fatal("stale entry served for a non-outage error")
 	}
 }
+
+type oneClient struct {
+	countingDir
+	c *registrar.Client
+}
+
+func (o *oneClient) Client(context.Context, string, string) (*registrar.Client, error) {
+	o.calls++
+	if o.c == nil {
+		return nil, nil
+	}
+	c := *o.c
+	return &c, nil
+}
+
+// A cached client reads back exactly as the directory answered it, for
+// every combination of flags, and each caller gets a Client of its own.
+func TestDirectory_ClientKeptExactly(t *testing.T) {
+	ctx := context.Background()
+	for bits := range 16 {
+		want := &registrar.Client{Username: fmt.Sprint("user", bits), Password: `{"iv":"00","content":"ff"}`,
+			Active: bits&1 != 0, AllowDirectAppCalling: bits&2 != 0, AllowDirectQueueCalling: bits&4 != 0, AllowDirectUserCalling: bits&8 != 0}
+		next := &oneClient{c: want}
+		d := New(next, time.Minute, 10)
+		for i := range 2 {
+			got, err := d.Client(ctx, "acct", want.Username)
+			if err != nil || got == nil || *got != *want {
+				t.Fatalf("flags %04b, lookup %d: %+v %v, want %+v", bits, i, got, err, want)
+			}
+			got.Password = "changed by a caller"
+		}
+		if next.calls != 1 {
+			t.Errorf("flags %04b: %d directory calls, want 1", bits, next.calls)
+		}
+	}
+	// Unknown (nil) is cached as unknown, with an empty username or password too.
+	for _, c := range []*registrar.Client{nil, {}} {
+		next := &oneClient{c: c}
+		d := New(next, time.Minute, 10)
+		for range 2 {
+			got, err := d.Client(ctx, "acct", "u")
+			if err != nil || (got == nil) != (c == nil) || (got != nil && *got != *c) {
+				t.Fatalf("client %+v read back as %+v %v", c, got, err)
+			}
+		}
+		if next.calls != 1 {
+			t.Errorf("client %+v: %d directory calls, want 1", c, next.calls)
+		}
+	}
+}
