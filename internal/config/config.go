@@ -224,20 +224,20 @@ type Config struct {
 	DirectoryCacheStale time.Duration
 	// MemoryLimit: the Go runtime's soft memory limit in bytes (0: none),
 	// set at start unless GOMEMLIMIT is (then the runtime applies that).
-	MemoryLimit int64
-	HTTPUserAgent       string
-	ExpiresInterval     time.Duration
-	CheckExpires        time.Duration
-	SBCKeepAlive        time.Duration
-	DeadSBC             time.Duration
-	OptionsPingEvery    time.Duration
-	OptionsPingTTL      time.Duration
-	OptionsRemove       []int
-	SocketPath          string
-	Regbot              Regbot
-	Stats               Stats
-	Security            Security
-	Events              Events
+	MemoryLimit      int64
+	HTTPUserAgent    string
+	ExpiresInterval  time.Duration
+	CheckExpires     time.Duration
+	SBCKeepAlive     time.Duration
+	DeadSBC          time.Duration
+	OptionsPingEvery time.Duration
+	OptionsPingTTL   time.Duration
+	OptionsRemove    []int
+	SocketPath       string
+	Regbot           Regbot
+	Stats            Stats
+	Security         Security
+	Events           Events
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
