@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -30,9 +29,6 @@ import (
 // the regbot un-registers, the front stops, then HTTP, then every
 // background job ends, then the backend closes (the embedded store saves).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	if cfg.MemoryLimit > 0 {
-		debug.SetMemoryLimit(cfg.MemoryLimit) // MEMORY_LIMIT_MB (config.DefaultMemoryLimitMB)
-	}
 	m, closeMetrics, err := newMetrics(cfg, log)
 	if err != nil {
 		return err

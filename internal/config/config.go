@@ -222,22 +222,19 @@ type Config struct {
 	// DirectoryCacheStale: how long past its TTL a cached lookup is still
 	// served while MySQL is down (0: never).
 	DirectoryCacheStale time.Duration
-	// MemoryLimit: the Go runtime's soft memory limit in bytes (0: none),
-	// set at start unless GOMEMLIMIT is (then the runtime applies that).
-	MemoryLimit      int64
-	HTTPUserAgent    string
-	ExpiresInterval  time.Duration
-	CheckExpires     time.Duration
-	SBCKeepAlive     time.Duration
-	DeadSBC          time.Duration
-	OptionsPingEvery time.Duration
-	OptionsPingTTL   time.Duration
-	OptionsRemove    []int
-	SocketPath       string
-	Regbot           Regbot
-	Stats            Stats
-	Security         Security
-	Events           Events
+	HTTPUserAgent       string
+	ExpiresInterval     time.Duration
+	CheckExpires        time.Duration
+	SBCKeepAlive        time.Duration
+	DeadSBC             time.Duration
+	OptionsPingEvery    time.Duration
+	OptionsPingTTL      time.Duration
+	OptionsRemove       []int
+	SocketPath          string
+	Regbot              Regbot
+	Stats               Stats
+	Security            Security
+	Events              Events
 }
 
 // Listen is one SIP listen address from SIP_LISTEN.
@@ -393,10 +390,6 @@ func Load(getenv Getenv) (*Config, error) {
 	c.WebhookMaxConcurrent = r.integer("WEBHOOK_MAX_CONCURRENT_PER_ACCOUNT", 50, 0, 1<<31-1)
 	c.DirectoryCacheTTL = time.Duration(r.integer("DIRECTORY_CACHE_TTL_MS", 5000, 0, 1<<31-1)) * time.Millisecond
 	c.DirectoryCacheStale = time.Duration(r.integer("DIRECTORY_CACHE_STALE_MS", 3600000, 0, 1<<31-1)) * time.Millisecond
-	c.MemoryLimit = int64(r.integer("MEMORY_LIMIT_MB", DefaultMemoryLimitMB, 0, 1<<20)) << 20
-	if _, set := r.raw("GOMEMLIMIT"); set {
-		c.MemoryLimit = 0 // the runtime read it already
-	}
 	c.HTTPUserAgent = r.str("JAMBONES_HTTP_USER_AGENT_HEADER", "")
 	c.ExpiresInterval = r.millis("EXPIRES_INTERVAL", 60000)
 	c.CheckExpires = r.millis("CHECK_EXPIRES_INTERVAL", 20000)
@@ -527,16 +520,6 @@ type reader struct {
 	getenv Getenv
 	err    error
 }
-
-// DefaultMemoryLimitMB is MEMORY_LIMIT_MB's default: the Go runtime's soft
-// memory limit (heap, goroutine stacks and the runtime's own memory; not
-// the binary's pages). Below it the collector paces itself by GOGC as
-// always; near it the collector runs earlier and returns freed memory to
-// the system sooner, so the resident size stays near the limit after a
-// burst instead of at the burst's peak. It is soft: when the live memory
-// exceeds it the runtime caps the collector's share of the CPU (50%) and
-// lets the heap grow. Measured in docs/performance.md ("Memory (issue 15)").
-const DefaultMemoryLimitMB = 80
 
 func (r *reader) fail(name, msg string) {
 	if r.err == nil {

@@ -413,22 +413,3 @@ func TestConfig_InNetwork(t *testing.T) {
 		}
 	}
 }
-
-func TestLoad_MemoryLimit(t *testing.T) {
-	for _, c := range []struct {
-		env  map[string]string
-		want int64
-	}{
-		{nil, DefaultMemoryLimitMB << 20},
-		{map[string]string{"MEMORY_LIMIT_MB": "200"}, 200 << 20},
-		{map[string]string{"MEMORY_LIMIT_MB": "0"}, 0},
-		{map[string]string{"MEMORY_LIMIT_MB": "200", "GOMEMLIMIT": "1GiB"}, 0}, // the runtime's own setting wins
-	} {
-		if got := mustLoad(t, c.env).MemoryLimit; got != c.want {
-			t.Errorf("%v: MemoryLimit %d, want %d", c.env, got, c.want)
-		}
-	}
-	if _, err := Load(env(map[string]string{"MEMORY_LIMIT_MB": "-1"})); err == nil || !strings.Contains(err.Error(), "MEMORY_LIMIT_MB") {
-		t.Errorf("negative limit: err %v, want one naming MEMORY_LIMIT_MB", err)
-	}
-}
