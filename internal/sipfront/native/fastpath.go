@@ -282,8 +282,10 @@ var respBufs = sync.Pool{New: func() any {
 const maxPooledResponse = 16 << 10
 
 // workerIdle is how long an idle worker waits for the next request before
-// it ends.
-const workerIdle = 10 * time.Second
+// it ends. Short: the workers a steady load needs are never idle that long
+// (the most recently idle one gets the next request), and those a burst
+// added give their stacks back soon after it (up to 2,048 of ~16 KiB).
+const workerIdle = 2 * time.Second
 
 // workerPool runs fast-path requests on at most max long-lived goroutines
 // (a grown stack is reused, and bursts do not create a goroutine per
