@@ -14,6 +14,7 @@ package cached
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,8 +36,14 @@ type Directory struct {
 	lastSweep  time.Time
 	accounts   map[string]entry[*registrar.Account]
 	capacities map[string]entry[registrar.Capacities]
-	clients    map[string]entry[client]
+	clients    map[clientKey]entry[client]
 }
+
+// clientKey is a client's key: the account's SID (a string shared with its
+// Account) and the username, which is the client's own (in client.s) when
+// the directory spells it the same way, so that a cached client costs no
+// key allocation of its own.
+type clientKey struct{ account, user string }
 
 type entry[V any] struct {
 	v       V
@@ -45,9 +52,10 @@ type entry[V any] struct {
 
 // client is a cached registrar.Client in one allocation: with the stale
 // window (an hour by default) every client seen in the last hour is held,
-// 100,000 of them in the REGISTER benchmark's memory run, and a struct
-// with two strings of its own cost a third more than this
-// (docs/performance.md, "Memory (issue 15)").
+// 100,000 of them in the REGISTER benchmark's memory run. With clientKey
+// a cached client costs ~222 bytes of heap instead of ~312 (a Client with
+// strings of its own under a concatenated key; docs/performance.md,
+// "Memory (issue 15)").
 type client struct {
 	s       string // Username then Password
 	nameLen uint32
@@ -109,11 +117,13 @@ func New(next registrar.Directory, ttl time.Duration, limit int) *Directory {
 		next: next, ttl: ttl, limit: limit, now: time.Now, base: time.Now(),
 		accounts:   map[string]entry[*registrar.Account]{},
 		capacities: map[string]entry[registrar.Capacities]{},
-		clients:    map[string]entry[client]{},
+		clients:    map[clientKey]entry[client]{},
 	}
 }
 
-func lookup[V any](d *Directory, m map[string]entry[V], key string, load func() (V, error)) (V, error) {
+// lookup answers key from m or load; a loaded answer is stored under
+// keep(key, answer) (the same key, or one sharing the answer's memory).
+func lookup[K comparable, V any](d *Directory, m map[K]entry[V], key K, load func() (V, error), keep func(K, V) K) (V, error) {
 	t := d.now()
 	now := t.Sub(d.base)
 	d.mu.Lock()
@@ -149,12 +159,12 @@ func lookup[V any](d *Directory, m map[string]entry[V], key string, load func() 
 			return v, nil // full of live entries: serve uncached
 		}
 	}
-	m[key] = entry[V]{v: v, expires: now + d.ttl}
+	m[keep(key, v)] = entry[V]{v: v, expires: now + d.ttl}
 	return v, nil
 }
 
 // sweep removes the entries expired for longer than stale.
-func sweep[V any](m map[string]entry[V], now, stale time.Duration) {
+func sweep[K comparable, V any](m map[K]entry[V], now, stale time.Duration) {
 	for k, e := range m {
 		if now >= e.expires+stale {
 			delete(m, k)
@@ -162,22 +172,37 @@ func sweep[V any](m map[string]entry[V], now, stale time.Duration) {
 	}
 }
 
+// same keeps a key as it is.
+func same[K, V any](k K, _ V) K { return k }
+
+// keepClientKey is the key a loaded client is stored under: its username is
+// the client's own when spelled the same, else a copy (never a string of
+// the request, which would keep the request's memory alive).
+func keepClientKey(k clientKey, c client) clientKey {
+	if name := c.s[:c.nameLen]; name == k.user {
+		k.user = name
+	} else {
+		k.user = strings.Clone(k.user)
+	}
+	return k
+}
+
 // AccountByRealm implements registrar.Directory (unknown realms are cached too).
 func (d *Directory) AccountByRealm(ctx context.Context, realm string) (*registrar.Account, error) {
-	return lookup(d, d.accounts, realm, func() (*registrar.Account, error) { return d.next.AccountByRealm(ctx, realm) })
+	return lookup(d, d.accounts, realm, func() (*registrar.Account, error) { return d.next.AccountByRealm(ctx, realm) }, same)
 }
 
 // Capacities implements registrar.Directory.
 func (d *Directory) Capacities(ctx context.Context, accountSID string) (registrar.Capacities, error) {
-	return lookup(d, d.capacities, accountSID, func() (registrar.Capacities, error) { return d.next.Capacities(ctx, accountSID) })
+	return lookup(d, d.capacities, accountSID, func() (registrar.Capacities, error) { return d.next.Capacities(ctx, accountSID) }, same)
 }
 
 // Client implements registrar.Directory.
 func (d *Directory) Client(ctx context.Context, accountSID, username string) (*registrar.Client, error) {
-	c, err := lookup(d, d.clients, accountSID+"\x00"+username, func() (client, error) {
+	c, err := lookup(d, d.clients, clientKey{accountSID, username}, func() (client, error) {
 		c, err := d.next.Client(ctx, accountSID, username)
 		return packClient(c), err
-	})
+	}, keepClientKey)
 	if err != nil {
 		return nil, err
 	}

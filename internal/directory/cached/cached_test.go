@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -194,5 +195,26 @@ func TestDirectory_ClientKeptExactly(t *testing.T) {
 		if next.calls != 1 {
 			t.Errorf("client %+v: %d directory calls, want 1", c, next.calls)
 		}
+	}
+}
+
+// A cached client's key shares the client's username when spelled the same
+// and is a copy otherwise: never the caller's string (a request's memory).
+func TestKeepClientKey_NoCallerMemory(t *testing.T) {
+	c := packClient(&registrar.Client{Username: "alice", Password: "secret"})
+	request := "Authorization: Digest username=alice"
+	user := request[len(request)-5:]
+	k := keepClientKey(clientKey{"acct", user}, c)
+	if k.user != "alice" || unsafe.StringData(k.user) != unsafe.StringData(c.s) {
+		t.Errorf("same spelling: key user %q does not share the client's memory", k.user)
+	}
+	c = packClient(&registrar.Client{Username: "Alice", Password: "secret"}) // a case-insensitive match in MySQL
+	k = keepClientKey(clientKey{"acct", user}, c)
+	if k.user != "alice" || unsafe.StringData(k.user) == unsafe.StringData(user) {
+		t.Errorf("other spelling: key user %q is the caller's string", k.user)
+	}
+	k = keepClientKey(clientKey{"acct", user}, packClient(nil)) // unknown client
+	if k.user != "alice" || unsafe.StringData(k.user) == unsafe.StringData(user) {
+		t.Errorf("unknown client: key user %q is the caller's string", k.user)
 	}
 }
