@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -119,5 +120,31 @@ func TestGenerations_Bounded(t *testing.T) {
 	}
 	if n := g.len(); n > 20 {
 		t.Errorf("holds %d entries, want <= 2 generations of 10", n)
+	}
+}
+
+func TestGenerations_ForgetAfterTwoPeriods(t *testing.T) {
+	now := time.Unix(0, 0)
+	g := newGenerations[int](1000, time.Second)
+	g.now, g.rotated = func() time.Time { return now }, now
+	g.put("old", 1)
+	for i := range 2 {
+		now = now.Add(1100 * time.Millisecond)
+		g.put(fmt.Sprint("new", i), i)
+	}
+	if _, ok := g.get("old"); ok {
+		t.Error("an entry untouched for two periods is kept")
+	}
+	if n := g.len(); n != 2 {
+		t.Errorf("holds %d entries, want the last two periods' 2", n)
+	}
+}
+
+// The "not banned" answers are trusted for notBanFor and kept no longer
+// than two of those periods.
+func TestNotBan_KeptOnlyWhileTrusted(t *testing.T) {
+	g := New(Config{}, newBans(), quiet())
+	if g.notBan.period != notBanFor {
+		t.Errorf("notBan period %v, want %v", g.notBan.period, notBanFor)
 	}
 }

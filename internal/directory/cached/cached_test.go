@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -144,5 +145,76 @@ func TestDirectory_StaleNotServedForOtherErrors(t *testing.T) {
 	now = now.Add(10 * time.Second)
 	if _, err := d.AccountByRealm(ctx, "r"); err == nil {
 		t.Fatal("stale entry served for a non-outage error")
+	}
+}
+
+type oneClient struct {
+	countingDir
+	c *registrar.Client
+}
+
+func (o *oneClient) Client(context.Context, string, string) (*registrar.Client, error) {
+	o.calls++
+	if o.c == nil {
+		return nil, nil
+	}
+	c := *o.c
+	return &c, nil
+}
+
+// A cached client reads back exactly as the directory answered it, for
+// every combination of flags, and each caller gets a Client of its own.
+func TestDirectory_ClientKeptExactly(t *testing.T) {
+	ctx := context.Background()
+	for bits := range 16 {
+		want := &registrar.Client{Username: fmt.Sprint("user", bits), Password: `{"iv":"00","content":"ff"}`,
+			Active: bits&1 != 0, AllowDirectAppCalling: bits&2 != 0, AllowDirectQueueCalling: bits&4 != 0, AllowDirectUserCalling: bits&8 != 0}
+		next := &oneClient{c: want}
+		d := New(next, time.Minute, 10)
+		for i := range 2 {
+			got, err := d.Client(ctx, "acct", want.Username)
+			if err != nil || got == nil || *got != *want {
+				t.Fatalf("flags %04b, lookup %d: %+v %v, want %+v", bits, i, got, err, want)
+			}
+			got.Password = "changed by a caller"
+		}
+		if next.calls != 1 {
+			t.Errorf("flags %04b: %d directory calls, want 1", bits, next.calls)
+		}
+	}
+	// Unknown (nil) is cached as unknown, with an empty username or password too.
+	for _, c := range []*registrar.Client{nil, {}} {
+		next := &oneClient{c: c}
+		d := New(next, time.Minute, 10)
+		for range 2 {
+			got, err := d.Client(ctx, "acct", "u")
+			if err != nil || (got == nil) != (c == nil) || (got != nil && *got != *c) {
+				t.Fatalf("client %+v read back as %+v %v", c, got, err)
+			}
+		}
+		if next.calls != 1 {
+			t.Errorf("client %+v: %d directory calls, want 1", c, next.calls)
+		}
+	}
+}
+
+// A cached client's key shares the client's username when spelled the same
+// and is a copy otherwise: never the caller's string (a request's memory).
+func TestKeepClientKey_NoCallerMemory(t *testing.T) {
+	c := packClient(&registrar.Client{Username: "alice", Password: "secret"})
+	request := "Authorization: Digest username=alice"
+	user := request[len(request)-5:]
+	k := keepClientKey(clientKey{"acct", user}, c)
+	if k.user != "alice" || unsafe.StringData(k.user) != unsafe.StringData(c.s) {
+		t.Errorf("same spelling: key user %q does not share the client's memory", k.user)
+	}
+	c = packClient(&registrar.Client{Username: "Alice", Password: "secret"}) // a case-insensitive match in MySQL
+	k = keepClientKey(clientKey{"acct", user}, c)
+	if k.user != "alice" || unsafe.StringData(k.user) == unsafe.StringData(user) {
+		t.Errorf("other spelling: key user %q is the caller's string", k.user)
+	}
+	k = keepClientKey(clientKey{"acct", user}, packClient(nil)) // unknown client
+	if k.user != "alice" || unsafe.StringData(k.user) == unsafe.StringData(user) {
+		t.Errorf("unknown client: key user %q is the caller's string", k.user)
 	}
 }

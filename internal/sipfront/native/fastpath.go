@@ -8,8 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -253,10 +253,16 @@ func (w *udpResponder) Respond(_ context.Context, r *sipfront.Response) error {
 	if r.Code == sipfront.NoAnswer {
 		return nil
 	}
-	var b bytes.Buffer
-	b.Grow(1024)
-	sipmsg.BuildResponse(w.req, r).StringWrite(&b)
-	raw := b.Bytes()
+	// Built in a pooled buffer and kept at its exact size: the answer cache
+	// holds up to 32,768 of them, and a 1 KiB buffer per answer doubled
+	// what they cost (answers are ~400-600 bytes).
+	b := respBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	sipmsg.BuildResponse(w.req, r).StringWrite(b)
+	raw := bytes.Clone(b.Bytes())
+	if b.Cap() <= maxPooledResponse {
+		respBufs.Put(b)
+	}
 	w.answers.finish(w.key, raw)
 	w.sent = true
 	if _, err := w.sock.WriteToUDPAddrPort(raw, w.raddr); err != nil {
@@ -265,52 +271,118 @@ func (w *udpResponder) Respond(_ context.Context, r *sipfront.Response) error {
 	return nil
 }
 
+// respBufs are the buffers answers are built in; one grown past
+// maxPooledResponse (a huge answer) is left to the collector.
+var respBufs = sync.Pool{New: func() any {
+	b := new(bytes.Buffer)
+	b.Grow(1024)
+	return b
+}}
+
+const maxPooledResponse = 16 << 10
+
 // workerIdle is how long an idle worker waits for the next request before
-// it ends.
-const workerIdle = 10 * time.Second
+// it ends. Short: the workers a steady load needs are never idle that long
+// (the most recently idle one gets the next request), and those a burst
+// added give their stacks back soon after it (up to 2,048 of ~16 KiB).
+const workerIdle = 2 * time.Second
 
 // workerPool runs fast-path requests on at most max long-lived goroutines
 // (a grown stack is reused, and bursts do not create a goroutine per
 // datagram). A request that finds every worker busy with max of them
 // running gets a goroutine of its own: the loop then refuses it at once
 // (503, MaxInFlight requests are in flight), as it did before.
+//
+// Idle workers wait on a stack and a request goes to the one idle for the
+// shortest time: the few workers a steady load needs stay busy, and those
+// a burst added stay idle until they end after workerIdle. (Handing
+// requests round-robin to every waiting worker, as one channel shared by
+// all of them does, kept every worker of a past burst alive, each with
+// its grown stack: 2,000 of them held ~38 MB, docs/performance.md.)
 type workerPool struct {
-	jobs    chan fastJob // unbuffered: a send succeeds only to an idle worker
-	max     int64
-	running atomic.Int64
-	serve   func(fastJob)
+	max    int
+	serve  func(fastJob)
+	expire func(*poolWorker) <-chan time.Time // a worker's idle timeout (tests fire it at will)
+
+	mu      sync.Mutex
+	waiting []*poolWorker // idle workers, the most recently idle last
+	running int
+}
+
+// poolWorker is one worker's hand-over slot and idle timer.
+type poolWorker struct {
+	jobs  chan fastJob
+	timer *time.Timer
 }
 
 func newWorkerPool(max int, serve func(fastJob)) *workerPool {
-	return &workerPool{jobs: make(chan fastJob), max: int64(max), serve: serve}
+	return &workerPool{max: max, serve: serve, expire: idleTimeout}
+}
+
+// idleTimeout (re)arms w's timer for workerIdle: one timer per worker, not
+// one per request.
+func idleTimeout(w *poolWorker) <-chan time.Time {
+	if w.timer == nil {
+		w.timer = time.NewTimer(workerIdle)
+	} else {
+		w.timer.Reset(workerIdle)
+	}
+	return w.timer.C
 }
 
 func (p *workerPool) submit(j fastJob) {
-	select {
-	case p.jobs <- j:
+	p.mu.Lock()
+	if n := len(p.waiting); n > 0 {
+		w := p.waiting[n-1]
+		p.waiting[n-1] = nil
+		p.waiting = p.waiting[:n-1]
+		p.mu.Unlock()
+		w.jobs <- j // buffered: never blocks
 		return
-	default:
 	}
-	if p.running.Add(1) <= p.max {
+	if p.running < p.max {
+		p.running++
+		p.mu.Unlock()
 		go p.work(j)
 		return
 	}
-	p.running.Add(-1)
+	p.mu.Unlock()
 	go p.serve(j)
 }
 
 func (p *workerPool) work(j fastJob) {
-	defer p.running.Add(-1)
-	p.serve(j)
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
+	w := &poolWorker{jobs: make(chan fastJob, 1)}
 	for {
+		p.serve(j)
+		j = fastJob{} // the request is not kept while idle
+		p.mu.Lock()
+		p.waiting = append(p.waiting, w)
+		p.mu.Unlock()
 		select {
-		case j := <-p.jobs:
-			p.serve(j)
-			t.Reset(workerIdle)
-		case <-t.C:
+		case j = <-w.jobs:
+			continue
+		case <-p.expire(w):
+		}
+		p.mu.Lock()
+		if i := slices.Index(p.waiting, w); i >= 0 {
+			p.waiting = slices.Delete(p.waiting, i, i+1)
+			p.running--
+			p.mu.Unlock()
+			if w.timer != nil {
+				w.timer.Stop()
+			}
 			return
 		}
+		// Taken off the stack by submit at the same moment: its request
+		// is on the way.
+		p.mu.Unlock()
+		j = <-w.jobs
 	}
+}
+
+// stats returns the workers running and, of them, the idle ones.
+func (p *workerPool) stats() (running, idle int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running, len(p.waiting)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"golang.org/x/sys/unix"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
@@ -285,5 +286,29 @@ func TestFastPath_OtherMethodsKeepTheStack(t *testing.T) {
 	}
 	if n := f.ua.TransportLayer().Pool("udp").Size(); n < 2 {
 		t.Fatalf("pool holds %d entries: the SUBSCRIBE source should be in it", n)
+	}
+}
+
+// The answer kept for retransmissions is the bytes sent, at their exact
+// size (not the buffer it was built in).
+func TestUDPResponder_KeepsTheAnswerAtItsSize(t *testing.T) {
+	msg, err := sip.NewParser().ParseSIP([]byte(fronttest.Register("keep", "<sip:john@jambonz.org>")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newAnswerCache(10, time.Hour)
+	k := answerKey{branch: "keep"}
+	c.begin(k)
+	out := &captured{}
+	w := &udpResponder{req: msg.(*sip.Request), sock: out, key: k, answers: c}
+	if err := w.Respond(context.Background(), &sipfront.Response{Code: 200}); err != nil {
+		t.Fatal(err)
+	}
+	st, raw := c.begin(k)
+	if st != answerDone || string(raw) != string(out.last) || !strings.HasPrefix(string(raw), "SIP/2.0 200 OK\r\n") {
+		t.Fatalf("kept %d %q, sent %q", st, raw, out.last)
+	}
+	if cap(raw) > len(raw)+len(raw)/4 { // an allocation's size class, not a build buffer
+		t.Errorf("kept answer has capacity %d for %d bytes", cap(raw), len(raw))
 	}
 }
