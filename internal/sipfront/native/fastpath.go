@@ -305,12 +305,38 @@ func (p *workerPool) work(j fastJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		select {
-		case j := <-p.jobs:
-			p.serve(j)
-			t.Reset(workerIdle)
-		case <-t.C:
+		j, ok := p.next(t)
+		if !ok {
 			return
 		}
+		p.serve(j)
+		t.Reset(workerIdle)
 	}
 }
+
+// keepStack is how much stack a waiting worker holds in use.
+const keepStack = 8 << 10
+
+// next waits for a job, or reports false when t fires. Its frame holds
+// keepStack bytes: the garbage collector halves the stack of a goroutine
+// that uses less than a quarter of it, so an idle worker parked on a
+// shallow frame lost its grown stack at every cycle and the next request
+// grew it again (runtime.copystack was 7% of the CPU of cached refreshes,
+// docs/performance.md). With the pad, stacks up to 4*keepStack are kept.
+//
+//go:noinline
+func (p *workerPool) next(t *time.Timer) (fastJob, bool) {
+	var pad [keepStack]byte
+	holdStack(pad[:])
+	select {
+	case j := <-p.jobs:
+		return j, true
+	case <-t.C:
+		return fastJob{}, false
+	}
+}
+
+// holdStack keeps its argument (a stack array) from being optimised away.
+//
+//go:noinline
+func holdStack(b []byte) { b[0] = 0 }
