@@ -11,12 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
@@ -26,10 +28,20 @@ import (
 // maxAnswer bounds what is read of a webhook answer.
 const maxAnswer = 64 << 10
 
+// answerBufs holds buffers for reading answers (json.Unmarshal copies what
+// it keeps); one grown by a large answer is not kept.
+var answerBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 1024)) }}
+
+func putAnswerBuf(b *bytes.Buffer) {
+	if b.Cap() <= 8<<10 {
+		answerBufs.Put(b)
+	}
+}
+
 // Webhook calls the account's registration hook.
 type Webhook struct {
 	client    *http.Client
-	userAgent string
+	userAgent []string // the User-Agent header's value, nil when not configured
 	alerter   alerts.Alerter
 	log       *slog.Logger
 	now       func() time.Time
@@ -54,12 +66,23 @@ func NewWebhook(timeout time.Duration, userAgent string, alerter alerts.Alerter,
 				IdleConnTimeout:     90 * time.Second,
 			},
 		},
-		userAgent: userAgent,
+		userAgent: headerValueOrNil(userAgent),
 		alerter:   alerter,
 		log:       log,
 		now:       time.Now,
 		inflight:  newInFlight(0),
 	}
+}
+
+// applicationJSON is the value of the Content-Type and Accept headers,
+// shared by every request (the transport only reads it).
+var applicationJSON = []string{"application/json"}
+
+func headerValueOrNil(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return []string{v}
 }
 
 // Payload is the body sent to the hook (field names are the contract).
@@ -143,13 +166,53 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Sign returns the Jambonz-Signature header value for body at time t.
+// Sign returns the Jambonz-Signature header value for body at time t:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">".
 func Sign(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
+	var buf [2 + 20 + 4 + 2*sha256.Size]byte
+	b := append(buf[:0], "t="...)
+	b = strconv.AppendInt(b, t.Unix(), 10)
+	ts := len(b)
+	b = append(b, '.')
+	pool := macs.pool(secret)
+	mac := pool.Get().(hash.Hash)
+	mac.Write(b[2:])
 	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+	b = append(b[:ts], ",v1="...)
+	var sum [sha256.Size]byte
+	b = hex.AppendEncode(b, mac.Sum(sum[:0]))
+	mac.Reset()
+	pool.Put(mac)
+	return string(b)
+}
+
+// macs keeps keyed HMAC-SHA256 states per webhook secret for reuse (Reset
+// returns one to its keyed state): a new one costs two SHA-256 blocks of
+// key setup and five allocations per signed call.
+var macs = macCache{pools: map[string]*sync.Pool{}}
+
+// maxMACSecrets bounds the secrets macCache keeps states for; beyond it the
+// table starts over (secrets of accounts no longer signing are dropped).
+const maxMACSecrets = 1024
+
+type macCache struct {
+	mu    sync.Mutex
+	pools map[string]*sync.Pool
+}
+
+func (c *macCache) pool(secret string) *sync.Pool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[secret]
+	if p == nil {
+		if len(c.pools) >= maxMACSecrets {
+			c.pools = map[string]*sync.Pool{}
+		}
+		key := []byte(secret)
+		p = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+		c.pools[secret] = p
+	}
+	return p
 }
 
 // getSignedBody is what the original signs for GET hooks: the JSON string "null".
@@ -208,26 +271,28 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 		httpReq, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		signed = getSignedBody
 	} else {
-		body, merr := json.Marshal(p)
-		if merr != nil {
-			return registrar.Grant{}, fmt.Errorf("webhook: encoding body: %w", merr)
-		}
+		// Not pooled: the transport may read the body again (GetBody) to
+		// retry on a kept-alive connection the server had closed.
+		body := p.appendJSON(make([]byte, 0, 1024))
 		httpReq, err = http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
 		signed = body
 	}
 	if err != nil {
 		return w.connectionFailure(ctx, req, hook.URL, err), nil
 	}
-	httpReq.Header.Set("Content-Type", "application/json")
-	httpReq.Header.Set("Accept", "application/json")
+	// Canonical names set directly, with shared read-only values: Set would
+	// canonicalise and allocate each of them on every call.
+	h := httpReq.Header
+	h["Content-Type"] = applicationJSON
+	h["Accept"] = applicationJSON
 	if hook.Username != "" && hook.Password != "" {
 		httpReq.SetBasicAuth(hook.Username, hook.Password)
 	}
 	if req.Account.WebhookSecret != "" {
-		httpReq.Header.Set("Jambonz-Signature", Sign(req.Account.WebhookSecret, w.now(), signed))
+		h["Jambonz-Signature"] = []string{Sign(req.Account.WebhookSecret, w.now(), signed)}
 	}
-	if w.userAgent != "" {
-		httpReq.Header.Set("User-Agent", w.userAgent)
+	if w.userAgent != nil {
+		h["User-Agent"] = w.userAgent
 	}
 
 	start := time.Now()
@@ -238,7 +303,11 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 	}
 	defer resp.Body.Close()
 	w.observe(start, resp.StatusCode)
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	buf := answerBufs.Get().(*bytes.Buffer)
+	defer putAnswerBuf(buf)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer+1))
+	raw := buf.Bytes() // read to the end: the connection is reused
 	if err != nil {
 		return w.connectionFailure(ctx, req, hook.URL, err), nil
 	}

@@ -358,10 +358,9 @@ func (p *workerPool) work(j fastJob) {
 		p.mu.Lock()
 		p.waiting = append(p.waiting, w)
 		p.mu.Unlock()
-		select {
-		case j = <-w.jobs:
+		var ok bool
+		if j, ok = p.next(w); ok {
 			continue
-		case <-p.expire(w):
 		}
 		p.mu.Lock()
 		if i := slices.Index(p.waiting, w); i >= 0 {
@@ -386,3 +385,31 @@ func (p *workerPool) stats() (running, idle int) {
 	defer p.mu.Unlock()
 	return p.running, len(p.waiting)
 }
+
+// keepStack is how much stack a waiting worker holds in use.
+const keepStack = 8 << 10
+
+// next waits for w's next job, or reports false when w has been idle for
+// workerIdle. Its frame holds keepStack bytes: the garbage collector halves
+// the stack of a goroutine that uses less than a quarter of it, so an idle
+// worker parked on a shallow frame lost its grown stack at every cycle and
+// the next request grew it again (runtime.copystack was 7% of the CPU of
+// cached refreshes, docs/performance.md). With the pad, stacks up to
+// 4*keepStack are kept.
+//
+//go:noinline
+func (p *workerPool) next(w *poolWorker) (fastJob, bool) {
+	var pad [keepStack]byte
+	holdStack(pad[:])
+	select {
+	case j := <-w.jobs:
+		return j, true
+	case <-p.expire(w):
+		return fastJob{}, false
+	}
+}
+
+// holdStack keeps its argument (a stack array) from being optimised away.
+//
+//go:noinline
+func holdStack(b []byte) { b[0] = 0 }
