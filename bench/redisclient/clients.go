@@ -18,22 +18,12 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
-// bindScript is internal/store/redisstore's bind script, character for
-// character: the server's cost of the binding write must be the same for
-// both clients.
-const bindScript = `
-if tonumber(ARGV[2]) > 0 then
-  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-else
-  redis.call("SET", KEYS[1], ARGV[1])
-end
-redis.call("ZADD", KEYS[2], ARGV[3], ARGV[4])
-redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
-local top = redis.call("ZRANGE", KEYS[3], -1, -1, "WITHSCORES")
-redis.call("PEXPIREAT", KEYS[3], top[2])
-return 1`
+// bindScript is internal/store/redisstore's bind script itself: the
+// server's cost of the binding write must be the same for both clients.
+const bindScript = redisstore.BindSource
 
 // registerer runs the Redis commands of one full registration.
 type registerer interface {

@@ -125,11 +125,17 @@ func (f *fakeShared) SetNX(_ context.Context, key, _ string, ttl time.Duration) 
 	return true, nil
 }
 
-func TestClaim_SharedAcrossInstances(t *testing.T) {
+// sharedPair is two instances sharing the secret and the claim store.
+func sharedPair() (*fakeShared, *Issuer, *Issuer) {
 	shared := &fakeShared{keys: map[string]time.Duration{}}
 	a, b := New("cluster", time.Minute, 10), New("cluster", time.Minute, 10)
 	a.Share(shared, "default:")
 	b.Share(shared, "default:")
+	return shared, a, b
+}
+
+func TestClaim_SharedAcrossInstances(t *testing.T) {
+	shared, a, b := sharedPair()
 	ctx := context.Background()
 	n := a.Issue()
 	if err := a.Claim(ctx, n, "00000001"); err != nil {
@@ -227,10 +233,7 @@ func claim(iss *Issuer, nonce, nc string) error { return iss.Claim(context.Backg
 // once (a second ClaimLocal is a replay), the key is the one Claim would
 // set, and ClaimShared refuses a key another instance took.
 func TestClaimLocal_SplitClaim(t *testing.T) {
-	shared := &fakeShared{keys: map[string]time.Duration{}}
-	a, b := New("cluster", time.Minute, 10), New("cluster", time.Minute, 10)
-	a.Share(shared, "default:")
-	b.Share(shared, "default:")
+	_, a, b := sharedPair()
 	ctx := context.Background()
 	n := a.Issue()
 	key, err := a.ClaimLocal(n, "00000001")

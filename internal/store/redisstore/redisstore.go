@@ -57,7 +57,12 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 // gone must not leave a set behind forever). A script rather than
 // MULTI/EXEC: the same writes without the two framing commands.
 // ARGV: payload, ttl in ms (0: no expiry), expiry in ms, member.
-var bind = redis.NewScript(`
+var bind = redis.NewScript(BindSource)
+
+// BindSource is the Lua source of the binding write (KEYS: user:<aor>,
+// active-user, the realm index; ARGV as bind's). Exported for
+// bench/redisclient, which sends the same write through other clients.
+const BindSource = `
 if tonumber(ARGV[2]) > 0 then
   redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 else
@@ -67,7 +72,7 @@ redis.call("ZADD", KEYS[2], ARGV[3], ARGV[4])
 redis.call("ZADD", KEYS[3], ARGV[3], ARGV[4])
 local top = redis.call("ZRANGE", KEYS[3], -1, -1, "WITHSCORES")
 redis.call("PEXPIREAT", KEYS[3], top[2])
-return 1`)
+return 1`
 
 // Bind implements registrar.Store.
 func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
