@@ -37,7 +37,8 @@
 # Environment: OUT (a temp dir), BENCH_REDIS_PORT (17990), BENCH_MYSQL_PORT (17991),
 # DRACHTIO_LOGLEVEL (info, as a jambonz SBC runs it), ORIGINAL_DIR (unset: no original), STEP (10s), PROCS (4), USERS (10000), MEM_USERS (100000), MEM_RATE (1000), RATES
 # (1000,2000,4000,8000), REPEATS (2), ONLY (all cases; names as in RESULTS.md, plus mem-ours and
-# mem-kamailio), KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
+# mem-kamailio; with ONLY the generated part of RESULTS.md is left alone unless RECORD=1),
+# KEEP=1 keeps the services running, BASELINE (a git ref, e.g. main: that revision
 # is built from `git archive` and measured as the system "before", after the others, so a
 # change is compared with its baseline in the same run; its cases are named before-...),
 # BASELINE_ENV (space-separated NAME=value added to the baseline's environment, e.g.
@@ -123,7 +124,7 @@ cd "$repo"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"
-if [ -z "$ONLY" ]; then
+if [ -z "$ONLY" ] || [ "${RECORD:-0}" = 1 ]; then
 	awk -v gen="$OUT/RESULTS.md" '
 		/<!-- BEGIN GENERATED -->/ { print; while ((getline l < gen) > 0) print l; skip = 1; next }
 		/<!-- END GENERATED -->/ { skip = 0 }
