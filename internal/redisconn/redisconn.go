@@ -73,27 +73,8 @@ func newClient(c config.Redis, tlsConf *tls.Config, poolSize int) redis.Universa
 		oneDial     = 1
 		noRetryWait = -1
 	)
-	if len(c.Sentinels) > 0 {
-		return redis.NewFailoverClient(&redis.FailoverOptions{
-			MasterName:       c.SentinelMasterName,
-			SentinelAddrs:    c.Sentinels,
-			SentinelUsername: c.SentinelUsername,
-			SentinelPassword: c.SentinelPassword,
-			Username:         c.Username,
-			Password:         c.Password,
-			TLSConfig:        tlsConf,
-			DialTimeout:      c.DialTimeout,
-			ReadTimeout:      c.Timeout,
-			WriteTimeout:     c.Timeout,
-			MaxRetries:       noRetries,
-			MinRetryBackoff:  noRetryWait,
-			MaxRetryBackoff:  noRetryWait,
-			DialerRetries:    oneDial,
-			PoolSize:         poolSize,
-		})
-	}
-	return redis.NewClient(&redis.Options{
-		Addr:            c.Host + ":" + strconv.Itoa(c.Port),
+	opts := &redis.UniversalOptions{
+		Addrs:           []string{c.Host + ":" + strconv.Itoa(c.Port)},
 		Username:        c.Username,
 		Password:        c.Password,
 		TLSConfig:       tlsConf,
@@ -105,7 +86,13 @@ func newClient(c config.Redis, tlsConf *tls.Config, poolSize int) redis.Universa
 		MaxRetryBackoff: noRetryWait,
 		DialerRetries:   oneDial,
 		PoolSize:        poolSize,
-	})
+	}
+	if len(c.Sentinels) > 0 {
+		// A master name makes it a failover client with Addrs as sentinels.
+		opts.Addrs, opts.MasterName = c.Sentinels, c.SentinelMasterName
+		opts.SentinelUsername, opts.SentinelPassword = c.SentinelUsername, c.SentinelPassword
+	}
+	return redis.NewUniversalClient(opts)
 }
 
 // probe checks Redis on a fresh one-connection client first: go-redis

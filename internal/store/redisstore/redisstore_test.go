@@ -16,14 +16,21 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
+// emptyRedis is a client of the test server at addr, its database flushed.
+func emptyRedis(t *testing.T, addr string) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatalf("flush redis: %v", err)
+	}
+	return rdb
+}
+
 func TestStoreContract(t *testing.T) {
 	addr := testenv.Redis(t)
 	storetest.Run(t, func(t *testing.T) storetest.Store {
-		rdb := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { rdb.Close() })
-		if err := rdb.FlushDB(context.Background()).Err(); err != nil {
-			t.Fatalf("flush redis: %v", err)
-		}
+		rdb := emptyRedis(t, addr)
 		return withTTL{redisstore.New(rdb), redisstore.NewKV(rdb)}
 	})
 }
@@ -35,13 +42,8 @@ type withTTL struct {
 }
 
 func TestLookup(t *testing.T) {
-	addr := testenv.Redis(t)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("flush redis: %v", err)
-	}
+	rdb := emptyRedis(t, testenv.Redis(t))
 	s := redisstore.New(rdb)
 	ban, claim := "c:ban:aor:john@example.com", "c:nonce:abc:1"
 	l := registrar.Lookup{AoR: "john@example.com", BanKey: ban, ClaimKey: claim, ClaimTTL: time.Minute}
@@ -95,17 +97,12 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // Each registration store operation of the REGISTER path is one round trip
 // (once the scripts are loaded: a first EVALSHA may be answered NOSCRIPT).
 func TestOneRoundTripEach(t *testing.T) {
-	addr := testenv.Redis(t)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("flush redis: %v", err)
-	}
+	rdb := emptyRedis(t, testenv.Redis(t))
 	s := redisstore.New(rdb)
 	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
 	rt := &roundTrips{}
-	claims := struct{ n int }{}
+	claimN := 0
 	rdb.AddHook(rt)
 	ops := []struct {
 		name string
@@ -114,8 +111,8 @@ func TestOneRoundTripEach(t *testing.T) {
 		{"Bind", func() error { return s.Bind(ctx, "john@example.com", b, time.Hour) }},
 		{"Lookup", func() error {
 			_, err := s.Lookup(ctx, registrar.Lookup{AoR: "john@example.com", BanKey: "c:ban:aor:john@example.com",
-				ClaimKey: "c:nonce:x:" + strconv.Itoa(claims.n), ClaimTTL: time.Minute})
-			claims.n++
+				ClaimKey: "c:nonce:x:" + strconv.Itoa(claimN), ClaimTTL: time.Minute})
+			claimN++
 			return err
 		}},
 		{"Binding", func() error { _, err := s.Binding(ctx, "john@example.com"); return err }},
@@ -142,13 +139,8 @@ func TestOneRoundTripEach(t *testing.T) {
 // A binding write carrying its event (record SET and PUBLISH) is still one
 // round trip, and the event is published and kept; so is a removal.
 func TestBindWithEventOneRoundTrip(t *testing.T) {
-	addr := testenv.Redis(t)
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		t.Fatalf("flush redis: %v", err)
-	}
+	rdb := emptyRedis(t, testenv.Redis(t))
 	sub := rdb.Subscribe(ctx, "c:registration-events")
 	t.Cleanup(func() { sub.Close() })
 	if _, err := sub.Receive(ctx); err != nil {
