@@ -2,7 +2,6 @@ package registrar
 
 import (
 	"context"
-	"errors"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/digest"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
@@ -126,6 +125,3 @@ func (a *authState) tookClaim(claimed bool) {
 		a.claim, a.claimErr = claimRefused, nonce.ErrReplay
 	}
 }
-
-// sharedClaimFailed reports a claim that could not be made cluster-wide.
-func sharedClaimFailed(err error) bool { return errors.Is(err, nonce.ErrShared) }

@@ -19,6 +19,7 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/guard"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/logging"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/nonce"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 )
 
@@ -432,7 +433,7 @@ func (c challenge) Serve(ctx context.Context, r *Registration, next Handler) *si
 	// Claimed before any authentication work: a copy of this Authorization
 	// sent while the original is at the webhook is refused here.
 	if err := c.finishClaim(ctx, r); err != nil {
-		if sharedClaimFailed(err) {
+		if errors.Is(err, nonce.ErrShared) {
 			r.Log.Error("register: claiming the nonce count failed", "err", err)
 			return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 		}
