@@ -76,6 +76,8 @@ func openNative(ctx context.Context, cfg *config.Config, h sipfront.Handler, met
 		Log:           log,
 		TLS:           cert,
 		UDPSockets:    cfg.SIPLimits.UDPSockets,
+		UDPWorkers:    cfg.SIPLimits.UDPWorkers,
+		UDPQueueWait:  cfg.SIPLimits.UDPQueueWait,
 		Limits: native.Limits{
 			MaxConnections:      cfg.SIPLimits.MaxConnections,
 			MaxConnectionsPerIP: cfg.SIPLimits.MaxConnectionsPerIP,

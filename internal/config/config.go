@@ -163,6 +163,11 @@ type SIPLimits struct {
 	// UDPSockets is how many SO_REUSEPORT sockets serve each UDP listen
 	// address, 0 = one per core (SIP_UDP_SOCKETS).
 	UDPSockets int
+	// UDPWorkers bounds the UDP REGISTER/OPTIONS handled at once
+	// (SIP_UDP_WORKERS); UDPQueueWait is the longest one waits for a
+	// worker before it is dropped (SIP_UDP_QUEUE_MS).
+	UDPWorkers   int
+	UDPQueueWait time.Duration
 }
 
 // Config is the whole service configuration.
@@ -289,6 +294,8 @@ func Load(getenv Getenv) (*Config, error) {
 		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
 		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
 		UDPSockets:          r.integer("SIP_UDP_SOCKETS", 0, 0, 256),
+		UDPWorkers:          r.integer("SIP_UDP_WORKERS", 512, 1, 65536),
+		UDPQueueWait:        r.millis("SIP_UDP_QUEUE_MS", 200),
 	}
 	c.SIPTLSCAFile = r.str("SIP_TLS_CA_FILE", "")
 	for _, l := range c.SIPListen {

@@ -143,6 +143,19 @@ func NewLoop(h Handler, log *slog.Logger, o LoopOptions) *Loop {
 // ServeSIP serves one request and returns once it is answered. It is safe
 // for concurrent use; the front decides on which goroutine it runs.
 func (l *Loop) ServeSIP(ctx context.Context, w ResponseWriter, r *Request) {
+	l.serve(ctx, w, r, l.chain)
+}
+
+// Overloaded answers r as the loop answers a request beyond MaxInFlight
+// (503 with Retry-After, OutcomeOverloaded), without running the chain:
+// for a front that queues requests itself and found its queue full.
+func (l *Loop) Overloaded(ctx context.Context, w ResponseWriter, r *Request) {
+	l.serve(ctx, w, r, HandlerFunc(l.overloaded))
+}
+
+// serve runs h for r with the loop's guarantees: panics recovered, exactly
+// one answer, the Observer told how it ended.
+func (l *Loop) serve(ctx context.Context, w ResponseWriter, r *Request, h Handler) {
 	start := time.Now()
 	a := &answer{w: w, log: l.log, method: string(r.Msg.Method)}
 	defer func() {
@@ -155,7 +168,7 @@ func (l *Loop) ServeSIP(ctx context.Context, w ResponseWriter, r *Request) {
 			l.opts.Observer.ObserveRequest(RequestStats{Method: a.method, Outcome: outcome, Code: code, Elapsed: time.Since(start)})
 		}
 	}()
-	l.chain.ServeSIP(ctx, a, r)
+	h.ServeSIP(ctx, a, r)
 	if !a.answered() {
 		l.log.Error("sip: handler sent no answer", "method", a.method)
 		a.fallback(ctx, OutcomeUnanswered)
@@ -195,12 +208,19 @@ func (l *Loop) admit(next Handler) Handler {
 		case l.slots <- struct{}{}:
 			defer func() { <-l.slots }()
 		default:
-			l.log.Warn("sip: overloaded, answering 503", "method", string(r.Msg.Method), "source", r.Source.String())
-			refuse(ctx, w, unavailable(), OutcomeOverloaded)
+			l.overloaded(ctx, w, r)
 			return
 		}
 		next.ServeSIP(ctx, w, r)
 	})
+}
+
+// overloaded refuses r 503 with Retry-After. The warning is throttled
+// (with a count of the lines it stood for): under overload a line per
+// refused request would add to the load it reports.
+func (l *Loop) overloaded(ctx context.Context, w ResponseWriter, r *Request) {
+	l.throttle.Warn("overloaded", "sip: overloaded, answering 503", "method", string(r.Msg.Method), "source", r.Source.String())
+	refuse(ctx, w, unavailable(), OutcomeOverloaded)
 }
 
 // deadline bounds the handler's time.

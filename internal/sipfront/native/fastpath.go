@@ -179,6 +179,9 @@ type fastJob struct {
 	raddr netip.AddrPort // as read (may be IPv4-mapped on a dual-stack socket)
 	sock  packetWriter
 	key   answerKey
+	// queued is when the request started waiting for a worker (zero when
+	// it found one at once).
+	queued time.Time
 }
 
 // parseFast parses a REGISTER/OPTIONS datagram; false hands it to the stack
@@ -223,8 +226,29 @@ func (f *Front) dispatchFast(j fastJob) {
 
 // serveFast runs one request through the loop (on a worker).
 func (f *Front) serveFast(j fastJob) {
+	f.fast(j, f.loop.ServeSIP)
+}
+
+// refuseFast answers a request that found the pool's queue full as the loop
+// answers one beyond its in-flight bound (503 with Retry-After).
+func (f *Front) refuseFast(j fastJob) {
+	f.fast(j, f.loop.Overloaded)
+}
+
+// dropFast drops a request that waited too long for a worker: no answer,
+// and forgotten, so the client's retransmission is served as a new request.
+func (f *Front) dropFast(j fastJob, waited time.Duration) {
+	f.answers.forget(j.key)
+	f.shed.Add(1)
+	f.rlog.Warn("udp-shed", "sip: overloaded, dropping requests that waited too long for a worker",
+		"method", string(j.req.Method), "waited_ms", waited.Milliseconds(), "max_wait_ms", f.workers.bounds.maxWait.Milliseconds())
+}
+
+// fast runs j through serve (the loop) with a responder writing to the
+// socket it came in on.
+func (f *Front) fast(j fastJob, serve func(context.Context, sipfront.ResponseWriter, *sipfront.Request)) {
 	w := &udpResponder{req: j.req, sock: j.sock, raddr: j.raddr, key: j.key, answers: f.answers}
-	f.loop.ServeSIP(context.Background(), w, &sipfront.Request{
+	serve(context.Background(), w, &sipfront.Request{
 		Msg:               j.req,
 		Source:            j.key.src,
 		Transport:         "udp",
@@ -284,14 +308,45 @@ const maxPooledResponse = 16 << 10
 // workerIdle is how long an idle worker waits for the next request before
 // it ends. Short: the workers a steady load needs are never idle that long
 // (the most recently idle one gets the next request), and those a burst
-// added give their stacks back soon after it (up to 2,048 of ~16 KiB).
+// added give their stacks back soon after it.
 const workerIdle = 2 * time.Second
 
-// workerPool runs fast-path requests on at most max long-lived goroutines
-// (a grown stack is reused, and bursts do not create a goroutine per
-// datagram). A request that finds every worker busy with max of them
-// running gets a goroutine of its own: the loop then refuses it at once
-// (503, MaxInFlight requests are in flight), as it did before.
+// Defaults of the pool's bounds (Options.UDPWorkers, Options.UDPQueueWait).
+const (
+	// DefaultUDPWorkers bounds the fast-path requests handled at once. A
+	// request mostly waits on Redis, MySQL or a webhook; more handlers than
+	// those pools have connections only queue inside them, where nothing
+	// can tell a fresh request from a stale one (docs/performance.md,
+	// "Overload").
+	DefaultUDPWorkers = 512
+	// DefaultUDPQueueWait is how long a request may wait for a worker.
+	// Well under SIP's T1 (500 ms): a request dropped after it is
+	// forgotten before the client's first retransmission, which is then
+	// served as a new request, as after a lost datagram.
+	DefaultUDPQueueWait = 200 * time.Millisecond
+)
+
+// poolBounds bound a workerPool.
+type poolBounds struct {
+	workers int           // requests handled at once
+	queue   int           // requests waiting for a worker; beyond it refused
+	maxWait time.Duration // a request waiting longer is dropped, not handled
+}
+
+// workerPool runs fast-path requests on at most bounds.workers long-lived
+// goroutines (a grown stack is reused, and bursts do not create a
+// goroutine per datagram). A request that finds every worker busy waits in
+// a FIFO queue of bounds.queue requests; one that finds the queue full is
+// refused at once (503 from the loop), and one that waited longer than
+// bounds.maxWait when a worker frees up is dropped unanswered.
+//
+// Why drop: under overload a FIFO with no deadline makes every request
+// wait as long as the queue is deep, past the client's retransmission
+// timer, so the work done answers requests the clients have given up on
+// or resent, and the load never falls back (a repeat at a rate the service
+// had passed fresh failed after an overloaded step, docs/performance.md).
+// Dropping the stale head keeps the served requests fresh, like a full
+// socket buffer does for a registrar reading its socket synchronously.
 //
 // Idle workers wait on a stack and a request goes to the one idle for the
 // shortest time: the few workers a steady load needs stay busy, and those
@@ -300,12 +355,16 @@ const workerIdle = 2 * time.Second
 // all of them does, kept every worker of a past burst alive, each with
 // its grown stack: 2,000 of them held ~38 MB, docs/performance.md.)
 type workerPool struct {
-	max    int
-	serve  func(fastJob)
+	bounds poolBounds
+	serve  func(fastJob)                // handles a request
+	drop   func(fastJob, time.Duration) // a request that waited too long (and how long)
+	refuse func(fastJob)                // a request that found the queue full
+	now    func() time.Time
 	expire func(*poolWorker) <-chan time.Time // a worker's idle timeout (tests fire it at will)
 
 	mu      sync.Mutex
 	waiting []*poolWorker // idle workers, the most recently idle last
+	queue   jobQueue      // requests waiting for a worker, oldest first
 	running int
 }
 
@@ -315,8 +374,8 @@ type poolWorker struct {
 	timer *time.Timer
 }
 
-func newWorkerPool(max int, serve func(fastJob)) *workerPool {
-	return &workerPool{max: max, serve: serve, expire: idleTimeout}
+func newWorkerPool(b poolBounds, serve, refuse func(fastJob), drop func(fastJob, time.Duration)) *workerPool {
+	return &workerPool{bounds: b, serve: serve, drop: drop, refuse: refuse, now: time.Now, expire: idleTimeout}
 }
 
 // idleTimeout (re)arms w's timer for workerIdle: one timer per worker, not
@@ -340,25 +399,31 @@ func (p *workerPool) submit(j fastJob) {
 		w.jobs <- j // buffered: never blocks
 		return
 	}
-	if p.running < p.max {
+	if p.running < p.bounds.workers {
 		p.running++
 		p.mu.Unlock()
 		go p.work(j)
 		return
 	}
+	if p.queue.len() < p.bounds.queue {
+		j.queued = p.now()
+		p.queue.push(j)
+		p.mu.Unlock()
+		return
+	}
 	p.mu.Unlock()
-	go p.serve(j)
+	p.refuse(j)
 }
 
 func (p *workerPool) work(j fastJob) {
 	w := &poolWorker{jobs: make(chan fastJob, 1)}
 	for {
 		p.serve(j)
-		j = fastJob{} // the request is not kept while idle
-		p.mu.Lock()
-		p.waiting = append(p.waiting, w)
-		p.mu.Unlock()
 		var ok bool
+		if j, ok = p.queuedOrIdle(w); ok {
+			continue
+		}
+		// Idle now (on the stack): the request is not kept meanwhile.
 		if j, ok = p.next(w); ok {
 			continue
 		}
@@ -377,6 +442,60 @@ func (p *workerPool) work(j fastJob) {
 		p.mu.Unlock()
 		j = <-w.jobs
 	}
+}
+
+// queuedOrIdle takes the oldest queued request that has not waited too
+// long, dropping those that have; with none left it puts w on the idle
+// stack in the same critical section (so submit never queues a request
+// while a worker is on its way to idle).
+func (p *workerPool) queuedOrIdle(w *poolWorker) (fastJob, bool) {
+	for {
+		p.mu.Lock()
+		j, ok := p.queue.pop()
+		if !ok {
+			p.waiting = append(p.waiting, w)
+			p.mu.Unlock()
+			return fastJob{}, false
+		}
+		p.mu.Unlock()
+		if waited := p.now().Sub(j.queued); waited > p.bounds.maxWait {
+			p.drop(j, waited)
+			continue
+		}
+		return j, true
+	}
+}
+
+// jobQueue is a FIFO of requests in a ring that grows as needed (up to the
+// pool's bound) and keeps its size.
+type jobQueue struct {
+	buf        []fastJob
+	head, size int
+}
+
+func (q *jobQueue) len() int { return q.size }
+
+func (q *jobQueue) push(j fastJob) {
+	if q.size == len(q.buf) {
+		grown := make([]fastJob, max(16, 2*len(q.buf)))
+		for i := range q.size {
+			grown[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = grown, 0
+	}
+	q.buf[(q.head+q.size)%len(q.buf)] = j
+	q.size++
+}
+
+func (q *jobQueue) pop() (fastJob, bool) {
+	if q.size == 0 {
+		return fastJob{}, false
+	}
+	j := q.buf[q.head]
+	q.buf[q.head] = fastJob{} // the request is not kept by the ring
+	q.head = (q.head + 1) % len(q.buf)
+	q.size--
+	return j, true
 }
 
 // stats returns the workers running and, of them, the idle ones.

@@ -312,3 +312,61 @@ func TestUDPResponder_KeepsTheAnswerAtItsSize(t *testing.T) {
 		t.Errorf("kept answer has capacity %d for %d bytes", cap(raw), len(raw))
 	}
 }
+
+// A request that waited too long for a worker is dropped unanswered and
+// forgotten: the client's retransmission is then served as a new request
+// (not absorbed as pending, not answered from the cache).
+func TestFastPath_StaleRequestDroppedAndRetransmissionServed(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int64
+	h := sipfront.HandlerFunc(func(ctx context.Context, w sipfront.ResponseWriter, r *sipfront.Request) {
+		if calls.Add(1) == 1 {
+			<-release
+		}
+		_ = w.Respond(ctx, &sipfront.Response{Code: 200, Headers: []sipfront.Header{{Name: "Contact", Value: "<sip:john@127.0.0.1:5090>;expires=3600"}}})
+	})
+	c0 := &clock{}
+	f := runFront(t, Options{Listen: []config.Listen{{Transport: "udp", Host: "127.0.0.1"}}, UDPWorkers: 1,
+		UDPQueueWait: 200 * time.Millisecond, now: c0.now}, h)
+	c, err := net.Dial("udp", udpAddr(t, f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := strings.Replace(fronttest.Register("stale-first", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+	queued := strings.Replace(fronttest.Register("stale-queued", "<sip:john@jambonz.org>"), "127.0.0.1:5090", c.LocalAddr().String(), -1)
+	if _, err := c.Write([]byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first request on the only worker", func() bool { return calls.Load() == 1 })
+	if _, err := c.Write([]byte(queued)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "second request queued", func() bool {
+		f.workers.mu.Lock()
+		defer f.workers.mu.Unlock()
+		return f.workers.queue.len() == 1
+	})
+	c0.advance(time.Second)
+	close(release)
+	if a := readAnswer(t, c); !strings.Contains(a, "stale-first") {
+		t.Fatalf("first answer is not the first request's:\n%s", a)
+	}
+	waitFor(t, "queued request dropped", func() bool { return f.shed.Load() == 1 })
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("handler called %d times, want 1 (the stale request is not handled)", n)
+	}
+	// The retransmission is a new request.
+	if _, err := c.Write([]byte(queued)); err != nil {
+		t.Fatal(err)
+	}
+	if a := readAnswer(t, c); !strings.HasPrefix(a, "SIP/2.0 200") || !strings.Contains(a, "stale-queued") {
+		t.Fatalf("retransmission answered:\n%s", a)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("handler called %d times, want 2", n)
+	}
+	if n := f.absorbed.Load() + f.resent.Load(); n != 0 {
+		t.Fatalf("%d retransmissions absorbed or resent, want 0", n)
+	}
+}

@@ -50,10 +50,20 @@ type Options struct {
 	// UDPSockets is how many sockets (SO_REUSEPORT, each with its own
 	// reader) serve each UDP listen address; zero: one per core.
 	UDPSockets int
+	// UDPWorkers bounds the UDP REGISTER and OPTIONS requests handled at
+	// once (zero: DefaultUDPWorkers); others wait for a worker, up to
+	// Loop.MaxInFlight in all, and beyond it are answered 503.
+	UDPWorkers int
+	// UDPQueueWait is the longest such a request waits for a worker; one
+	// that waited longer is dropped unanswered (zero: DefaultUDPQueueWait).
+	UDPQueueWait time.Duration
 
 	// maxAnswers bounds the answer cache (answers.go); zero: the default.
 	// Tests lower it.
 	maxAnswers int
+	// now is the worker pool's clock (how long a request waited); nil:
+	// time.Now. Tests move it.
+	now func() time.Time
 	// udpRoundDatagrams bounds the UDP sources one reader round remembers
 	// (udp.go); zero: the default. Tests lower it.
 	udpRoundDatagrams int
@@ -81,6 +91,8 @@ type Front struct {
 	fastRegister, fastOptions bool
 	// Retransmissions absorbed while handled, and answered from the cache.
 	absorbed, resent atomic.Int64
+	// Requests dropped after waiting too long for a worker.
+	shed atomic.Int64
 
 	mu         sync.Mutex
 	udp        []net.PacketConn // what sipgo serves: one stackConn per group
@@ -143,11 +155,10 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 	f.rlog = logging.NewThrottle(opts.Log, 10*time.Second)
 	f.guard = newConnGuard(opts.Limits, f.rlog)
 	f.answers = newAnswerCache(opts.maxAnswers, answerPeriod)
-	workers := opts.Loop.MaxInFlight
-	if workers <= 0 {
-		workers = sipfront.DefaultMaxInFlight
+	f.workers = newWorkerPool(opts.poolBounds(), f.serveFast, f.refuseFast, f.dropFast)
+	if opts.now != nil {
+		f.workers.now = opts.now
 	}
-	f.workers = newWorkerPool(workers, f.serveFast)
 	for _, m := range methods {
 		m = strings.ToUpper(m)
 		srv.OnRequest(sip.RequestMethod(m), f.serve)
@@ -159,6 +170,25 @@ func New(opts Options, h sipfront.Handler, methods []string) (*Front, error) {
 		}
 	}
 	return f, nil
+}
+
+// poolBounds are the fast path's worker pool bounds: UDPWorkers handlers
+// and a queue of the rest of the in-flight bound.
+func (o Options) poolBounds() poolBounds {
+	total := o.Loop.MaxInFlight
+	if total <= 0 {
+		total = sipfront.DefaultMaxInFlight
+	}
+	b := poolBounds{workers: o.UDPWorkers, maxWait: o.UDPQueueWait}
+	if b.workers <= 0 {
+		b.workers = DefaultUDPWorkers
+	}
+	b.workers = min(b.workers, total)
+	b.queue = total - b.workers
+	if b.maxWait <= 0 {
+		b.maxWait = DefaultUDPQueueWait
+	}
+	return b
 }
 
 func setKnob[T comparable](knob *T, v T) {
