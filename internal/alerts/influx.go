@@ -213,7 +213,9 @@ func writeLine(b *bytes.Buffer, a Alert, ts int64) {
 
 var tagEscaper = strings.NewReplacer(",", `\,`, "=", `\=`, " ", `\ `, "\n", `\n`, "\r", "")
 
+var fieldEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", "")
+
 func fieldString(s string) string {
-	s = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", "").Replace(s)
+	s = fieldEscaper.Replace(s)
 	return `"` + s + `"`
 }

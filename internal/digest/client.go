@@ -80,6 +80,8 @@ func (c *ParsedChallenge) Authorize(method, uri, username, password string, nc i
 	return b.String(), nil
 }
 
-func quote(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
-}
+// quoter escapes a quoted-string's backslashes and quotes; built once (a
+// Replacer builds its tables on first use, per Replacer).
+var quoter = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func quote(s string) string { return quoter.Replace(s) }
