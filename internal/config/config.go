@@ -266,6 +266,18 @@ type Getenv func(name string) (string, bool)
 // DefaultListen is used when SIP_LISTEN is not set.
 const DefaultListen = "udp:0.0.0.0:5060,tcp:0.0.0.0:5060"
 
+// Defaults of SIP_UDP_WORKERS and SIP_UDP_QUEUE_MS (the native front's
+// stateless UDP path; docs/performance.md, "Overload"). A request mostly
+// waits on Redis, MySQL or a webhook: more handlers than those pools have
+// connections only queue inside them, where nothing tells a fresh request
+// from a stale one. The wait stays well under SIP's T1 (500 ms): a request
+// dropped after it is forgotten before the client's first retransmission,
+// which is then served as a new request, as after a lost datagram.
+const (
+	DefaultUDPWorkers   = 512
+	DefaultUDPQueueWait = 200 * time.Millisecond
+)
+
 // DefaultStateFile is the embedded store's file when SIDECAR_STATE_FILE is not set.
 const DefaultStateFile = "./sbc-sip-sidecar.state"
 
@@ -294,8 +306,8 @@ func Load(getenv Getenv) (*Config, error) {
 		MaxMessageSize:      r.integer("SIP_MAX_MESSAGE_SIZE", 65535, 1024, 1<<20),
 		UDPStateTTL:         r.seconds("SIP_UDP_STATE_TTL", 30),
 		UDPSockets:          r.integer("SIP_UDP_SOCKETS", 0, 0, 256),
-		UDPWorkers:          r.integer("SIP_UDP_WORKERS", 512, 1, 65536),
-		UDPQueueWait:        r.millis("SIP_UDP_QUEUE_MS", 200),
+		UDPWorkers:          r.integer("SIP_UDP_WORKERS", DefaultUDPWorkers, 1, 65536),
+		UDPQueueWait:        r.millis("SIP_UDP_QUEUE_MS", int(DefaultUDPQueueWait/time.Millisecond)),
 	}
 	c.SIPTLSCAFile = r.str("SIP_TLS_CA_FILE", "")
 	for _, l := range c.SIPListen {

@@ -311,21 +311,6 @@ const maxPooledResponse = 16 << 10
 // added give their stacks back soon after it.
 const workerIdle = 2 * time.Second
 
-// Defaults of the pool's bounds (Options.UDPWorkers, Options.UDPQueueWait).
-const (
-	// DefaultUDPWorkers bounds the fast-path requests handled at once. A
-	// request mostly waits on Redis, MySQL or a webhook; more handlers than
-	// those pools have connections only queue inside them, where nothing
-	// can tell a fresh request from a stale one (docs/performance.md,
-	// "Overload").
-	DefaultUDPWorkers = 512
-	// DefaultUDPQueueWait is how long a request may wait for a worker.
-	// Well under SIP's T1 (500 ms): a request dropped after it is
-	// forgotten before the client's first retransmission, which is then
-	// served as a new request, as after a lost datagram.
-	DefaultUDPQueueWait = 200 * time.Millisecond
-)
-
 // poolBounds bound a workerPool.
 type poolBounds struct {
 	workers int           // requests handled at once

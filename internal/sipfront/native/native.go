@@ -51,11 +51,11 @@ type Options struct {
 	// reader) serve each UDP listen address; zero: one per core.
 	UDPSockets int
 	// UDPWorkers bounds the UDP REGISTER and OPTIONS requests handled at
-	// once (zero: DefaultUDPWorkers); others wait for a worker, up to
+	// once (zero: config.DefaultUDPWorkers); others wait for a worker, up to
 	// Loop.MaxInFlight in all, and beyond it are answered 503.
 	UDPWorkers int
 	// UDPQueueWait is the longest such a request waits for a worker; one
-	// that waited longer is dropped unanswered (zero: DefaultUDPQueueWait).
+	// that waited longer is dropped unanswered (zero: config.DefaultUDPQueueWait).
 	UDPQueueWait time.Duration
 
 	// maxAnswers bounds the answer cache (answers.go); zero: the default.
@@ -181,12 +181,12 @@ func (o Options) poolBounds() poolBounds {
 	}
 	b := poolBounds{workers: o.UDPWorkers, maxWait: o.UDPQueueWait}
 	if b.workers <= 0 {
-		b.workers = DefaultUDPWorkers
+		b.workers = config.DefaultUDPWorkers
 	}
 	b.workers = min(b.workers, total)
 	b.queue = total - b.workers
 	if b.maxWait <= 0 {
-		b.maxWait = DefaultUDPQueueWait
+		b.maxWait = config.DefaultUDPQueueWait
 	}
 	return b
 }
