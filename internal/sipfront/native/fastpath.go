@@ -483,6 +483,14 @@ func (q *jobQueue) pop() (fastJob, bool) {
 	return j, true
 }
 
+// held returns the requests the pool has taken and not finished: those
+// being served (a worker counts until it is free again) and those queued.
+func (p *workerPool) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running - len(p.waiting) + p.queue.len()
+}
+
 // stats returns the workers running and, of them, the idle ones.
 func (p *workerPool) stats() (running, idle int) {
 	p.mu.Lock()

@@ -93,6 +93,8 @@ type Front struct {
 	absorbed, resent atomic.Int64
 	// Requests dropped after waiting too long for a worker.
 	shed atomic.Int64
+	// Requests of the sipgo path being handled.
+	stackInFlight atomic.Int64
 
 	mu         sync.Mutex
 	udp        []net.PacketConn // what sipgo serves: one stackConn per group
@@ -301,8 +303,10 @@ func (f *Front) drain() {
 	f.loop.Drain(context.Background())
 }
 
-// InFlight returns how many requests are being handled.
-func (f *Front) InFlight() int64 { return f.loop.InFlight() }
+// InFlight returns how many requests are being handled or waiting for a
+// worker. A stateless-path request counts until its worker is free for the
+// next one (not only while the loop handles it): at zero, every worker is.
+func (f *Front) InFlight() int64 { return f.stackInFlight.Load() + int64(f.workers.held()) }
 
 // Close closes the sockets and the stack.
 func (f *Front) Close() {
@@ -419,6 +423,8 @@ func addrPort(a net.Addr) netip.AddrPort {
 
 // serve translates a sipgo request for the serving loop.
 func (f *Front) serve(req *sip.Request, tx sip.ServerTransaction) {
+	f.stackInFlight.Add(1)
+	defer f.stackInFlight.Add(-1)
 	w := &responder{req: req, tx: tx, conn: f.streamConn(req, tx)}
 	if w.conn != nil {
 		w.conn.active()
