@@ -15,6 +15,15 @@ type Text interface{ ~string | ~[]byte }
 // deeper (the top-level value counting as 1) is a syntax error there.
 const maxDepth = 10000
 
+// plain marks the bytes a string holds as they are: ASCII from the space
+// on, except the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := ' '; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // Reader reads one JSON object of known members, accepting exactly what
 // encoding/json's Unmarshal into a struct accepts: members in any order,
 // repeated ones (the last wins), unknown ones (skipped, but checked),
@@ -140,6 +149,12 @@ func (r *Reader[T]) str(buf []byte) (T, bool) {
 	start := r.off + 1
 	i := start
 	for i < len(r.data) {
+		for i < len(r.data) && plain[r.data[i]] {
+			i++
+		}
+		if i == len(r.data) {
+			break
+		}
 		c := r.data[i]
 		switch {
 		case c == '"':

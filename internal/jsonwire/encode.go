@@ -18,7 +18,7 @@ const hex = "0123456789abcdef"
 // safe marks the ASCII bytes encoding/json writes as they are in a string
 // (with its default HTML escaping): printable ASCII and DEL, except the
 // quote, the backslash and the HTML-sensitive <, > and &.
-var safe = func() (t [utf8.RuneSelf]bool) {
+var safe = func() (t [256]bool) {
 	for c := ' '; c < utf8.RuneSelf; c++ {
 		t[c] = true
 	}
@@ -37,11 +37,13 @@ func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		for i < len(s) && safe[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
 		if c := s[i]; c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '\\', '"':

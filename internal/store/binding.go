@@ -14,6 +14,18 @@ import (
 // encoding/json's bytes and results by TestBindingJSON_* and the fuzz
 // targets FuzzAppendBinding and FuzzDecodeBinding.
 
+// EncodeBinding returns b's JSON (AppendBinding) in a buffer of the size it
+// needs unless a string must be escaped.
+func EncodeBinding(b *registrar.Binding) []byte {
+	n := bindingFrame + len(b.Contact) + len(b.SBCAddress) + len(b.PrivateSBCAddress) + len(b.Protocol) +
+		len(b.Proxy) + len(b.CallHook) + len(b.CallStatusHook) + len(b.CallID)
+	return AppendBinding(make([]byte, 0, n), b)
+}
+
+// bindingFrame is the length of a binding's JSON without its strings, at
+// most (every member present, the longest numbers).
+const bindingFrame = 272
+
 // AppendBinding appends b's JSON, byte for byte as json.Marshal(b) writes
 // it (field order, omitted empty fields, escaping).
 func AppendBinding(dst []byte, b *registrar.Binding) []byte {

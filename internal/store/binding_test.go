@@ -47,6 +47,9 @@ func TestBindingJSON_SameAsMarshal(t *testing.T) {
 		if got := AppendBinding(nil, &b); !bytes.Equal(got, want) {
 			t.Errorf("binding %d:\n got %s\nwant %s", i, got, want)
 		}
+		if got := EncodeBinding(&b); !bytes.Equal(got, want) || len(want) > cap(got) {
+			t.Errorf("binding %d: EncodeBinding %s (cap %d)", i, got, cap(got))
+		}
 		if got := AppendBinding([]byte("x"), &b); !bytes.Equal(got, append([]byte("x"), want...)) {
 			t.Errorf("binding %d: appended %s", i, got)
 		}
@@ -187,7 +190,7 @@ func FuzzAppendBinding(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := AppendBinding(nil, &b)
+		got := EncodeBinding(&b)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}

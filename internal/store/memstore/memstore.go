@@ -140,7 +140,7 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 // Bind implements registrar.Store: the JSON value with a TTL, and the
 // member in active-user and the realm's index scored by expiryTime.
 func (s *Store) Bind(_ context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	payload := store.AppendBinding(make([]byte, 0, 384), &b)
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	return s.Update(func(tx *Tx) error {
 		if err := tx.Set(key, string(payload), ttl); err != nil {

@@ -73,13 +73,9 @@ local top = redis.call("ZRANGE", KEYS[3], -1, -1, "WITHSCORES")
 redis.call("PEXPIREAT", KEYS[3], top[2])
 return 1`
 
-// bindingSize is room for a typical binding's JSON (about 300 bytes with
-// the five listeners of sbcAddress).
-const bindingSize = 384
-
 // Bind implements registrar.Store.
 func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	payload := store.AppendBinding(make([]byte, 0, bindingSize), &b)
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
 	if err := bind.Run(ctx, s.rdb, keys, payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key).Err(); err != nil {
@@ -97,7 +93,7 @@ func (s *Store) BindWith(ctx context.Context, aor string, b registrar.Binding, t
 	if ev == nil {
 		return s.Bind(ctx, aor, b, ttl)
 	}
-	payload := store.AppendBinding(make([]byte, 0, bindingSize), &b)
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
 	args := []any{payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key}
