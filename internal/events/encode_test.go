@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -99,4 +100,27 @@ func FuzzEventJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A field added to Event must be added to AppendJSON too: with every field
+// set, the two encodings still agree.
+func TestEventJSON_EveryField(t *testing.T) {
+	var e Event
+	v := reflect.ValueOf(&e).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString("x")
+		case reflect.Int, reflect.Int64:
+			f.SetInt(1)
+		case reflect.Struct: // Time
+			f.Set(reflect.ValueOf(Millis(time.UnixMilli(1))))
+		default:
+			t.Fatalf("field %s of kind %s: extend this test and AppendJSON", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	want, _ := json.Marshal(e)
+	if got := e.AppendJSON(nil); !bytes.Equal(got, want) {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
 }

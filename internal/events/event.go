@@ -52,7 +52,8 @@ func ParseType(s string) (Type, error) {
 
 // Event is one occurrence. Its JSON encoding is a stable contract
 // (docs/events.md): fields are only ever added. It never carries secrets:
-// no password, digest response, nonce or webhook credentials.
+// no password, digest response, nonce or webhook credentials. AppendJSON
+// writes it: a field added here is added there too (a test says so).
 type Event struct {
 	Type       Type   `json:"type"`
 	Time       Millis `json:"time"`
