@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/jsonwire"
 )
 
 // Type is the kind of an event; its string is the JSON "type".
@@ -50,7 +52,8 @@ func ParseType(s string) (Type, error) {
 
 // Event is one occurrence. Its JSON encoding is a stable contract
 // (docs/events.md): fields are only ever added. It never carries secrets:
-// no password, digest response, nonce or webhook credentials.
+// no password, digest response, nonce or webhook credentials. AppendJSON
+// writes it: a field added here is added there too (a test says so).
 type Event struct {
 	Type       Type   `json:"type"`
 	Time       Millis `json:"time"`
@@ -73,6 +76,44 @@ type Event struct {
 	BindingExpiry int64 `json:"-"`
 }
 
+// AppendJSON appends e's JSON, byte for byte as json.Marshal(e) writes it
+// (field order, omitted empty fields, escaping), without reflection: an
+// event is encoded for every binding write (docs/performance.md, "JSON of
+// the binding and the event"). TestEventJSON_SameAsMarshal and
+// FuzzEventJSON hold it to Marshal's bytes.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = jsonwire.AppendString(dst, string(e.Type))
+	dst = append(dst, `,"time":`...)
+	dst = e.Time.appendJSON(dst)
+	for _, f := range [...]struct{ name, value string }{
+		{`,"aor":`, e.AoR},
+		{`,"realm":`, e.Realm},
+		{`,"account_sid":`, e.AccountSID},
+		{`,"contact":`, e.Contact},
+		{`,"source":`, e.Source},
+		{`,"transport":`, e.Transport},
+		{`,"sbc_address":`, e.SBCAddress},
+		{`,"user_agent":`, e.UserAgent},
+	} {
+		if f.value != "" {
+			dst = append(dst, f.name...)
+			dst = jsonwire.AppendString(dst, f.value)
+		}
+	}
+	dst = append(dst, `,"expires":`...)
+	dst = jsonwire.AppendInt(dst, int64(e.Expires))
+	if e.CallID != "" {
+		dst = append(dst, `,"call_id":`...)
+		dst = jsonwire.AppendString(dst, e.CallID)
+	}
+	if e.Reason != "" {
+		dst = append(dst, `,"reason":`...)
+		dst = jsonwire.AppendString(dst, e.Reason)
+	}
+	return append(dst, '}')
+}
+
 // Millis is a time encoded as RFC 3339 in UTC with milliseconds.
 type Millis time.Time
 
@@ -81,10 +122,15 @@ const MillisLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // MarshalJSON implements json.Marshaler.
 func (m Millis) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, len(MillisLayout)+2)
-	b = append(b, '"')
-	b = time.Time(m).UTC().AppendFormat(b, MillisLayout)
-	return append(b, '"'), nil
+	return m.appendJSON(make([]byte, 0, len(MillisLayout)+2)), nil
+}
+
+// appendJSON appends the JSON string of m (digits, -, :, T, . and Z only:
+// nothing json.Marshal would escape).
+func (m Millis) appendJSON(dst []byte) []byte {
+	dst = append(dst, '"')
+	dst = time.Time(m).UTC().AppendFormat(dst, MillisLayout)
+	return append(dst, '"')
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

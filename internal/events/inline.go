@@ -1,7 +1,6 @@
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"time"
 )
@@ -46,13 +45,9 @@ func (s *Service) Inline(e Event) *Inline {
 	if !ok {
 		return nil
 	}
-	raw, err := json.Marshal(&e)
-	if err != nil { // cannot happen with these field types
-		return nil
-	}
 	in := &Inline{typ: e.Type}
-	if e.BindingExpiry > 0 {
-		rec, _ := json.Marshal(record{Expiry: e.BindingExpiry, Event: raw})
+	raw, rec := encode(&e)
+	if rec != nil {
 		in.KeepKey, in.Keep = keys.BindingKey(e.AoR), rec
 		in.KeepTTL = time.UnixMilli(e.BindingExpiry).Sub(s.opts.Now()) + keepGrace
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/jsonwire"
 )
 
 // Backend carries the events of a cluster: Redis pub/sub and keys, or the
@@ -174,13 +176,8 @@ more:
 	var keep []Keep
 	for i := range batch {
 		e := &batch[i]
-		raw, err := json.Marshal(e)
-		if err != nil { // cannot happen with these field types
-			s.opts.Log.Error("events: encoding failed", "err", err)
-			continue
-		}
-		if e.BindingExpiry > 0 {
-			rec, _ := json.Marshal(record{Expiry: e.BindingExpiry, Event: raw})
+		raw, rec := encode(e)
+		if rec != nil {
 			keep = append(keep, Keep{AoR: e.AoR, Value: rec, TTL: time.UnixMilli(e.BindingExpiry).Sub(now) + keepGrace})
 		}
 		if e.Type == Refresh && !s.opts.Refresh {
@@ -219,6 +216,25 @@ func (s *Service) transition(failing *atomic.Bool, err error, down, up string) {
 type record struct {
 	Expiry int64           `json:"expiry"`
 	Event  json.RawMessage `json:"event"`
+}
+
+// encode returns e's JSON and, for an event that wrote a binding
+// (BindingExpiry set), the record kept for its expiry: both as json.Marshal
+// writes them (e, and record{e.BindingExpiry, e's JSON}), in one buffer, the
+// event's slice capped so that appending to it never writes over the record.
+// TestEncode_SameAsMarshal holds them to Marshal's bytes.
+func encode(e *Event) (raw, rec []byte) {
+	if e.BindingExpiry <= 0 {
+		return e.AppendJSON(make([]byte, 0, 384)), nil
+	}
+	rec = make([]byte, 0, 512)
+	rec = append(rec, `{"expiry":`...)
+	rec = jsonwire.AppendInt(rec, e.BindingExpiry)
+	rec = append(rec, `,"event":`...)
+	start := len(rec)
+	rec = e.AppendJSON(rec)
+	raw = rec[start:len(rec):len(rec)]
+	return raw, append(rec, '}')
 }
 
 // Count sweeps: it claims the expired members of `active-user`, publishes

@@ -36,6 +36,8 @@ const NATExpires = 30
 
 // Binding is what the cluster knows of a registered device; its JSON is the
 // `user:<aor>` value other jambonz programs read (docs/contract.md#the-binding-useraor).
+// The stores write and read it with store.EncodeBinding and DecodeBinding,
+// not reflection: a field added here is added there too (a test says so).
 type Binding struct {
 	Contact                 string `json:"contact"`
 	SBCAddress              string `json:"sbcAddress"`

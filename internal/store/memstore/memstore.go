@@ -130,8 +130,8 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 	if err != nil || !ok {
 		return nil, err
 	}
-	var b registrar.Binding
-	if err := json.Unmarshal([]byte(raw), &b); err != nil {
+	b, err := store.DecodeBinding(raw)
+	if err != nil {
 		return nil, fmt.Errorf("memstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
 	}
 	return &b, nil
@@ -140,10 +140,7 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 // Bind implements registrar.Store: the JSON value with a TTL, and the
 // member in active-user and the realm's index scored by expiryTime.
 func (s *Store) Bind(_ context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	payload, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("memstore: encoding binding: %w", err)
-	}
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	return s.Update(func(tx *Tx) error {
 		if err := tx.Set(key, string(payload), ttl); err != nil {
@@ -219,8 +216,8 @@ func (s *Store) List(_ context.Context, realm string) (map[string]registrar.Bind
 			if err != nil || !ok {
 				continue
 			}
-			var b registrar.Binding
-			if err := json.Unmarshal([]byte(v), &b); err != nil {
+			b, err := store.DecodeBinding(v)
+			if err != nil {
 				return nil, fmt.Errorf("memstore: %s holds invalid JSON: %w", key, err)
 			}
 			out[store.AoROf(key)] = b

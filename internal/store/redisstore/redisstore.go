@@ -10,7 +10,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,15 +35,15 @@ func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, now: time.N
 
 // Binding implements registrar.Store.
 func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
-	raw, err := s.rdb.Get(ctx, store.UserKey(aor)).Bytes()
+	raw, err := s.rdb.Get(ctx, store.UserKey(aor)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: get %s: %w", store.UserKey(aor), err)
 	}
-	var b registrar.Binding
-	if err := json.Unmarshal(raw, &b); err != nil {
+	b, err := store.DecodeBinding(raw)
+	if err != nil {
 		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
 	}
 	return &b, nil
@@ -76,10 +75,7 @@ return 1`
 
 // Bind implements registrar.Store.
 func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	payload, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("redisstore: encoding binding: %w", err)
-	}
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
 	if err := bind.Run(ctx, s.rdb, keys, payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key).Err(); err != nil {
@@ -97,10 +93,7 @@ func (s *Store) BindWith(ctx context.Context, aor string, b registrar.Binding, t
 	if ev == nil {
 		return s.Bind(ctx, aor, b, ttl)
 	}
-	payload, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("redisstore: encoding binding: %w", err)
-	}
+	payload := store.EncodeBinding(&b)
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
 	args := []any{payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key}
@@ -181,7 +174,7 @@ func (s *Store) Lookup(ctx context.Context, l registrar.Lookup) (registrar.Looke
 	if claim != nil {
 		res.Claimed = claim.Val()
 	}
-	raw, err := get.Bytes()
+	raw, err := get.Result()
 	if errors.Is(err, redis.Nil) {
 		return res, nil
 	}
@@ -189,8 +182,8 @@ func (s *Store) Lookup(ctx context.Context, l registrar.Lookup) (registrar.Looke
 		res.BindingErr = fmt.Errorf("redisstore: get %s: %w", key, err)
 		return res, nil
 	}
-	var b registrar.Binding
-	if err := json.Unmarshal(raw, &b); err != nil {
+	b, err := store.DecodeBinding(raw)
+	if err != nil {
 		res.BindingErr = fmt.Errorf("redisstore: %s holds invalid JSON: %w", key, err)
 		return res, nil
 	}

@@ -5,7 +5,9 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,12 @@ type Store = store.Registrations
 // KeyTTL reads a key's remaining lifetime (-1 without expiry, -2 absent).
 type KeyTTL interface {
 	TTL(ctx context.Context, key string) (time.Duration, error)
+}
+
+// RawKV reads and writes a key's value as the store holds it.
+type RawKV interface {
+	Get(ctx context.Context, key string) (string, bool, error)
+	Set(ctx context.Context, key, value string, ttl time.Duration) error
 }
 
 // Open returns an empty store for one test.
@@ -174,9 +182,61 @@ func Run(t *testing.T, open Open) {
 				t.Fatalf("realm index TTL = %v, want the longest binding's (2h)", ttl)
 			}
 		}},
+		{"StoredJSONIsEncodingJSONs", func(t *testing.T, s Store) {
+			// The value is read by the rest of the cluster (docs/contract.md):
+			// exactly what json.Marshal writes, escaping included.
+			kv := rawKV(t, s)
+			b := binding(`sip:a&b@192.0.2.1;x="<1>"`, time.Now().Add(hour))
+			b.SBCAddress, b.CallID, b.CSeq = "udp/[2001:db8::1]:5060,Zoë\u2028", "c\"id\"@h", 7
+			mustBind(t, s, "alice@example.com", b, hour)
+			want, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, ok, err := kv.Get(ctx, store.UserKey("alice@example.com"))
+			if err != nil || !ok || raw != string(want) {
+				t.Fatalf("stored %q, %v, %v\nwant   %q", raw, ok, err, want)
+			}
+		}},
+		{"ReadsBindingsAsEncodingJSONDoes", func(t *testing.T, s Store) {
+			// Written by another writer of the cluster (the original: no HTML
+			// escaping, its own member order), with members unknown here.
+			kv := rawKV(t, s)
+			raw := `{"sbcAddress":"udp/203.0.113.10:5060","contact":"sip:n@192.0.2.9:5060;ob","protocol":"udp",` +
+				`"proxy":"sip:192.0.2.9:5060","callHook":"https://h.example/c?a=<1>&b=2","extra":{"x":[1,null]},` +
+				`"allow_direct_app_calling":true,"allow_direct_queue_calling":false,"allow_direct_user_calling":false,"expiryTime":1796000000123}`
+			if err := kv.Set(ctx, store.UserKey("node@example.com"), raw, hour); err != nil {
+				t.Fatal(err)
+			}
+			var want registrar.Binding
+			if err := json.Unmarshal([]byte(raw), &want); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Binding(ctx, "node@example.com")
+			if err != nil || got == nil || *got != want {
+				t.Fatalf("Binding = %+v, %v; want %+v", got, err, want)
+			}
+			// What encoding/json refuses is an error, in its words.
+			if err := kv.Set(ctx, store.UserKey("bad@example.com"), `{"contact":1}`, hour); err != nil {
+				t.Fatal(err)
+			}
+			wantErr := json.Unmarshal([]byte(`{"contact":1}`), &want)
+			if b, err := s.Binding(ctx, "bad@example.com"); err == nil || !strings.Contains(err.Error(), wantErr.Error()) {
+				t.Fatalf("Binding of invalid JSON = %+v, %v; want an error with %q", b, err, wantErr)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open(t)) })
 	}
+}
+
+func rawKV(t *testing.T, s Store) RawKV {
+	t.Helper()
+	kv, ok := s.(RawKV)
+	if !ok {
+		t.Fatalf("%T does not offer Get and Set: the suite cannot check the stored JSON", s)
+	}
+	return kv
 }
 
 func mustBind(t *testing.T, s Store, aor string, b registrar.Binding, ttl time.Duration) {
