@@ -269,13 +269,17 @@ const DefaultListen = "udp:0.0.0.0:5060,tcp:0.0.0.0:5060"
 // Defaults of SIP_UDP_WORKERS and SIP_UDP_QUEUE_MS (the native front's
 // stateless UDP path; docs/performance.md, "Overload"). A request mostly
 // waits on Redis, MySQL or a webhook: more handlers than those pools have
-// connections only queue inside them, where nothing tells a fresh request
-// from a stale one. The wait stays well under SIP's T1 (500 ms): a request
-// dropped after it is forgotten before the client's first retransmission,
-// which is then served as a new request, as after a lost datagram.
+// connections only queue inside them, in no particular order, where a
+// request can wait for seconds while later ones pass it. In the pool's
+// queue they wait in order, and a full queue is refused 503. The wait
+// bound is a safety net for a slow backend, not for CPU overload (the
+// queue's bound handles that): a request waiting is not lost work, the
+// client's retransmissions are absorbed while it waits and any answer
+// within 32 s (Timer F) completes its transaction; one dropped is
+// forgotten, and its next retransmission is served as a new request.
 const (
 	DefaultUDPWorkers   = 512
-	DefaultUDPQueueWait = 200 * time.Millisecond
+	DefaultUDPQueueWait = 2 * time.Second
 )
 
 // DefaultStateFile is the embedded store's file when SIDECAR_STATE_FILE is not set.

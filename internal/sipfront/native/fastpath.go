@@ -325,13 +325,13 @@ type poolBounds struct {
 // refused at once (503 from the loop), and one that waited longer than
 // bounds.maxWait when a worker frees up is dropped unanswered.
 //
-// Why drop: under overload a FIFO with no deadline makes every request
-// wait as long as the queue is deep, past the client's retransmission
-// timer, so the work done answers requests the clients have given up on
-// or resent, and the load never falls back (a repeat at a rate the service
-// had passed fresh failed after an overloaded step, docs/performance.md).
-// Dropping the stale head keeps the served requests fresh, like a full
-// socket buffer does for a registrar reading its socket synchronously.
+// Why a queue: a handler mostly waits on Redis, MySQL or a webhook. With a
+// handler per request (2,048 of them before), an overload queued inside
+// those clients' connection pools, where waiters are served in no
+// particular order: some requests waited for seconds, up to the loop's 30 s
+// deadline, while later ones passed them, and a queue there cannot be
+// bounded or measured. Here requests wait parsed, in arrival order, a full
+// queue is refused, and the wait bound catches a backend that slowed down.
 //
 // Idle workers wait on a stack and a request goes to the one idle for the
 // shortest time: the few workers a steady load needs stay busy, and those
