@@ -156,16 +156,17 @@ func (d *Directory) Client(ctx context.Context, accountSID, username string) (*r
 		}
 		return nil, err
 	}
-	key, rest := packClient(username, c)
-	e = clientEntry{rest: rest, expires: now + d.ttl}
 	d.mu.Lock()
 	d.sweep(at, now)
-	if d.clients.n >= d.limit {
+	if d.clients.len() >= d.limit {
 		d.clients.sweep(now, 0)
 	}
-	if d.clients.n < d.limit { // else full of live entries: serve uncached
-		d.clients.put(accountSID, key, e)
+	if d.clients.len() >= d.limit { // full of live entries: serve uncached
+		d.mu.Unlock()
+		_, rest := packClient(0, username, c)
+		return clientEntry{rest: rest}.unpack(username), nil
 	}
+	e = d.clients.put(accountSID, username, c, now+d.ttl)
 	d.mu.Unlock()
 	return e.unpack(username), nil
 }

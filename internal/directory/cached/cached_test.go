@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -76,7 +77,7 @@ func TestDirectory_Bounded(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		_, _ = d.Client(context.Background(), "a", string(rune('a'+i)))
 	}
-	if n := d.clients.n; n > 3 {
+	if n := d.clients.len(); n > 3 {
 		t.Errorf("holds %d clients, limit 3", n)
 	}
 }
@@ -94,7 +95,7 @@ func TestDirectory_ExpiredEntriesSwept(t *testing.T) {
 	}
 	now = now.Add(11 * time.Second)
 	_, _ = d.Client(context.Background(), "a", "late")
-	if n := d.clients.n; n != 1 {
+	if n := d.clients.len(); n != 1 {
 		t.Errorf("holds %d clients after two TTLs, want 1 (the fresh one)", n)
 	}
 	if n := len(d.accounts.m); n != 0 {
@@ -211,12 +212,55 @@ func TestPackClient_NoCallerMemory(t *testing.T) {
 		{Username: "Alice", Password: "secret"}, // a case-insensitive match in MySQL
 		nil,                                     // unknown client
 	} {
-		key, rest := packClient(user, c)
-		if key != "alice" || unsafe.StringData(key) == unsafe.StringData(user) {
-			t.Errorf("client %+v: key %q is the caller's string", c, key)
+		key, rest := packClient(7, user, c)
+		if keyID(key) != 7 || key[idLen:] != "alice" {
+			t.Errorf("client %+v: key %q", c, key)
 		}
 		if unsafe.Add(unsafe.Pointer(unsafe.StringData(key)), len(key)) != unsafe.Pointer(unsafe.StringData(rest)) {
 			t.Errorf("client %+v: key and rest are not one string", c)
+		}
+	}
+	d := New(&countingDir{}, time.Minute, 10)
+	sid := request[:5]
+	_, _ = d.Client(context.Background(), sid, user)
+	for k := range d.clients.ids {
+		if unsafe.StringData(k) == unsafe.StringData(sid) {
+			t.Error("the account's SID is the caller's string")
+		}
+	}
+}
+
+// Account ids are reused once an account has no cached client left, and a
+// reused id never answers for the account that had it before.
+func TestDirectory_AccountIDsReused(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	next := &countingDir{}
+	d := New(next, 5*time.Second, 100)
+	d.now = func() time.Time { return now }
+	_, _ = d.Client(ctx, "A", "u") // id 0
+	now = now.Add(3 * time.Second)
+	_, _ = d.Client(ctx, "C", "u") // id 1, still cached below
+	now = now.Add(3 * time.Second)
+	_, _ = d.Client(ctx, "B", "u") // sweeps A's client: B gets A's id
+	if len(d.clients.ids) != 2 || d.clients.ids["B"] != 0 || d.clients.ids["C"] != 1 {
+		t.Fatalf("ids %v; want B with id 0, C with id 1", d.clients.ids)
+	}
+	calls := next.calls
+	_, _ = d.Client(ctx, "B", "u")
+	if next.calls != calls {
+		t.Error("B's client not answered from the cache")
+	}
+	_, _ = d.Client(ctx, "A", "u")
+	if next.calls != calls+1 {
+		t.Error("A's client answered from B's entry")
+	}
+	if d.clients.ids["A"] != 2 || len(d.clients.accounts) != 3 || len(d.clients.free) != 0 {
+		t.Errorf("ids %v, accounts %v, free %v", d.clients.ids, d.clients.accounts, d.clients.free)
+	}
+	for id, a := range d.clients.accounts {
+		if a.clients != 1 {
+			t.Errorf("account %d (%s) counts %d clients, want 1", id, a.sid, a.clients)
 		}
 	}
 }
@@ -267,8 +311,8 @@ func TestPackPassword_SameString(t *testing.T) {
 	}
 	for _, pw := range append(sealed, asIs...) {
 		want := &registrar.Client{Username: "u", Password: pw, Active: true}
-		key, rest := packClient("u", want)
-		got := clientEntry{rest: rest}.unpack(key)
+		_, rest := packClient(0, "u", want)
+		got := clientEntry{rest: rest}.unpack("u")
 		if got == nil || *got != *want {
 			t.Errorf("password %q read back as %+v", pw, got)
 		}
@@ -290,15 +334,15 @@ func FuzzPackClient(f *testing.F) {
 	f.Fuzz(func(t *testing.T, user, name, password string, bits uint8) {
 		want := &registrar.Client{Username: name, Password: password,
 			Active: bits&1 != 0, AllowDirectAppCalling: bits&2 != 0, AllowDirectQueueCalling: bits&4 != 0, AllowDirectUserCalling: bits&8 != 0}
-		key, rest := packClient(user, want)
-		if key != user {
-			t.Fatalf("key %q, want %q", key, user)
+		key, rest := packClient(3, user, want)
+		if keyID(key) != 3 || key[idLen:] != user {
+			t.Fatalf("key %q, want account 3 and %q", key, user)
 		}
 		if got := (clientEntry{rest: rest}).unpack(user); got == nil || *got != *want {
 			t.Fatalf("%+v read back as %+v", want, got)
 		}
-		key, rest = packClient(user, nil)
-		if got := (clientEntry{rest: rest}).unpack(user); key != user || got != nil {
+		key, rest = packClient(3, user, nil)
+		if got := (clientEntry{rest: rest}).unpack(user); key[idLen:] != user || got != nil {
 			t.Fatalf("unknown client read back as %+v under %q", got, key)
 		}
 	})
@@ -324,13 +368,44 @@ func TestDirectory_SweepShrinksAfterBurst(t *testing.T) {
 	}
 	now = now.Add(3 * time.Second) // the burst expired, the late ones not
 	_, _ = d.Capacities(ctx, "a")  // any lookup that loads sweeps
-	if d.clients.n != 10 || len(d.clients.accounts) != 1 {
-		t.Fatalf("%d clients in %d accounts, want the 10 late ones in account a", d.clients.n, len(d.clients.accounts))
+	if d.clients.len() != 10 || len(d.clients.ids) != 1 || d.clients.accounts[d.clients.ids["a"]].clients != 10 {
+		t.Fatalf("%d clients in %d accounts, want the 10 late ones in account a", d.clients.len(), len(d.clients.ids))
 	}
-	if a := d.clients.accounts["a"]; a.peak != 10 {
-		t.Errorf("account a's map has peak %d after the sweep, want 10 (rebuilt)", a.peak)
+	if d.clients.peak != 10 {
+		t.Errorf("clients map has peak %d after the sweep, want 10 (rebuilt)", d.clients.peak)
 	}
 	if len(d.accounts.m) != 10 || d.accounts.peak != 10 {
 		t.Errorf("accounts: %d entries, peak %d; want 10 and 10 (rebuilt)", len(d.accounts.m), d.accounts.peak)
 	}
+}
+
+// echoClients answers every lookup with a client whose password names the
+// account and the username asked for.
+type echoClients struct{ countingDir }
+
+func (*echoClients) Client(_ context.Context, account, username string) (*registrar.Client, error) {
+	return &registrar.Client{Username: username, Password: account + "/" + username, Active: true}, nil
+}
+
+// Under concurrent lookups, expiries, sweeps and reused account ids, every
+// answer is the one for the account and username asked (run with -race).
+func TestDirectory_ConcurrentLookupsKeepAccountsApart(t *testing.T) {
+	d := New(&echoClients{}, time.Millisecond, 50).WithStale(time.Millisecond)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				account, user := fmt.Sprint("acct", (i*7+g)%13), fmt.Sprint("u", i%17)
+				c, err := d.Client(ctx, account, user)
+				if err != nil || c == nil || c.Username != user || c.Password != account+"/"+user {
+					t.Errorf("Client(%s, %s) = %+v, %v", account, user, c, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

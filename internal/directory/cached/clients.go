@@ -10,25 +10,31 @@ import (
 
 // clientTable holds the cached clients: with the stale window (an hour by
 // default) every client seen in the last hour, 100,000 of them in the
-// REGISTER benchmark's memory run. They are kept per account, each client
-// in one string (its key and its data; clientEntry) with an encrypted
-// password in binary, so that a cached client costs ~110 bytes of heap
-// instead of ~220 (docs/performance.md, "Memory (issue 15)").
+// REGISTER benchmark's memory run. Each client is one string (its key and
+// its data; clientEntry) with an encrypted password in binary, in one map
+// for all accounts, so that a cached client costs ~110 bytes of heap
+// instead of ~190 however the clients spread over accounts
+// (BenchmarkClientCacheHeap; docs/performance.md, "Memory (issue 15)").
 type clientTable struct {
-	accounts map[string]*accountClients // by account SID
-	n        int                        // clients in all accounts
+	m    map[string]clientEntry // by account id (4 bytes) + username as looked up
+	peak int                    // most entries m held since it was made
+
+	ids      map[string]uint32 // account SID -> id, while it has cached clients
+	accounts []accountRef      // by id
+	free     []uint32          // ids to reuse
 }
 
-type accountClients struct {
-	m    map[string]clientEntry // by username as looked up
-	peak int                    // most entries m held since it was made
+// accountRef is an account with cached clients.
+type accountRef struct {
+	sid     string
+	clients int
 }
 
 // clientEntry is a cached client (or an unknown one). Its key in
-// accountClients.m is the username as looked up; rest is what follows it in
-// the same string: the flags, the directory's spelling of the username when
-// it differs (a case-insensitive match in MySQL), then the password, packed
-// by packPassword.
+// clientTable.m is the account's id and the username as looked up; rest is
+// what follows them in the same string: the flags, the directory's spelling
+// of the username when it differs (a case-insensitive match in MySQL), then
+// the password, packed by packClient.
 type clientEntry struct {
 	rest    string
 	expires time.Duration // since Directory.base
@@ -46,53 +52,91 @@ const (
 	clientSealed    // the password is an encrypted value, packed
 )
 
+// idLen is the size of an account id in a key.
+const idLen = 4
+
 func newClientTable() clientTable {
-	return clientTable{accounts: map[string]*accountClients{}}
+	return clientTable{m: map[string]clientEntry{}, ids: map[string]uint32{}}
 }
 
+func (t *clientTable) len() int { return len(t.m) }
+
 func (t *clientTable) get(account, user string) (clientEntry, bool) {
-	a := t.accounts[account]
-	if a == nil {
+	id, ok := t.ids[account]
+	if !ok {
 		return clientEntry{}, false
 	}
-	e, ok := a.m[user]
+	var buf [64]byte
+	e, ok := t.m[string(appendKey(buf[:0], id, user))] // no allocation for the lookup
 	return e, ok
 }
 
-// put stores e under (account, user); user must be the key packClient returned.
-func (t *clientTable) put(account, user string, e clientEntry) {
-	a := t.accounts[account]
-	if a == nil {
-		// The caller's SID may be part of a request's memory; the table keeps a copy.
-		a = &accountClients{m: map[string]clientEntry{}}
-		t.accounts[strings.Clone(account)] = a
-	}
-	if _, ok := a.m[user]; !ok {
-		t.n++
-	}
-	a.m[user] = e
-	a.peak = max(a.peak, len(a.m))
+func appendKey(b []byte, id uint32, user string) []byte {
+	return append(binary.LittleEndian.AppendUint32(b, id), user...)
 }
 
-// sweep removes the clients expired for longer than stale, accounts left
-// without clients, and rebuilds the maps that shrank to a quarter of their
-// peak: a Go map keeps its buckets after deletes, so after a burst of
+// keyID is the account id of a key.
+func keyID(k string) uint32 {
+	return uint32(k[0]) | uint32(k[1])<<8 | uint32(k[2])<<16 | uint32(k[3])<<24
+}
+
+// id returns the account's id, assigning one when it has none.
+func (t *clientTable) id(account string) uint32 {
+	if id, ok := t.ids[account]; ok {
+		return id
+	}
+	// The caller's SID may be part of a request's memory; the table keeps a copy.
+	ref := accountRef{sid: strings.Clone(account)}
+	var id uint32
+	if n := len(t.free); n > 0 {
+		id, t.free = t.free[n-1], t.free[:n-1]
+		t.accounts[id] = ref
+	} else {
+		id = uint32(len(t.accounts))
+		t.accounts = append(t.accounts, ref)
+	}
+	t.ids[ref.sid] = id
+	return id
+}
+
+// put stores c looked up as (account, user), expiring at expires, and
+// returns the entry.
+func (t *clientTable) put(account, user string, c *registrar.Client, expires time.Duration) clientEntry {
+	id := t.id(account)
+	key, rest := packClient(id, user, c)
+	if _, ok := t.m[key]; !ok {
+		t.accounts[id].clients++
+	}
+	e := clientEntry{rest: rest, expires: expires}
+	t.m[key] = e
+	t.peak = max(t.peak, len(t.m))
+	return e
+}
+
+// sweep removes the clients expired for longer than stale and forgets the
+// accounts left without any. A map that shrank to a quarter of its peak is
+// rebuilt: a Go map keeps its buckets after deletes, so after a burst of
 // registrations the memory would stay until the process ends.
 func (t *clientTable) sweep(now, stale time.Duration) {
-	for sid, a := range t.accounts {
-		for user, e := range a.m {
-			if now >= e.expires+stale {
-				delete(a.m, user)
-				t.n--
-			}
+	for k, e := range t.m {
+		if now < e.expires+stale {
+			continue
 		}
-		switch {
-		case len(a.m) == 0:
-			delete(t.accounts, sid)
-		case a.peak >= shrinkFrom && len(a.m) < a.peak/4:
-			a.m = shrunk(a.m)
-			a.peak = len(a.m)
+		delete(t.m, k)
+		id := keyID(k)
+		a := &t.accounts[id]
+		if a.clients--; a.clients == 0 {
+			delete(t.ids, a.sid)
+			*a = accountRef{}
+			t.free = append(t.free, id)
 		}
+	}
+	if t.peak >= shrinkFrom && len(t.m) < t.peak/4 {
+		t.m = shrunk(t.m)
+		t.peak = len(t.m)
+	}
+	if len(t.ids) == 0 { // ids and free are as long as the most accounts ever held
+		t.accounts, t.free = nil, nil
 	}
 }
 
@@ -109,9 +153,9 @@ func shrunk[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
-// packClient returns c (nil: unknown) looked up as user, as the key and the
-// rest of one string.
-func packClient(user string, c *registrar.Client) (key, rest string) {
+// packClient returns c (nil: unknown) looked up as user in the account with
+// id, as the key and the rest of one string.
+func packClient(id uint32, user string, c *registrar.Client) (key, rest string) {
 	var flags clientFlags
 	var name, password, iv, content string
 	sealed := false
@@ -145,7 +189,10 @@ func packClient(user string, c *registrar.Client) (key, rest string) {
 		pw = (len(iv) + len(content)) / 2 // the bytes the digits spell
 	}
 	var b strings.Builder // one allocation for the key and the rest
-	b.Grow(len(user) + 1 + nl + len(name) + pw)
+	b.Grow(idLen + len(user) + 1 + nl + len(name) + pw)
+	var idb [idLen]byte
+	binary.LittleEndian.PutUint32(idb[:], id)
+	b.Write(idb[:])
 	b.WriteString(user)
 	b.WriteByte(byte(flags))
 	b.Write(nameLen[:nl])
@@ -157,7 +204,7 @@ func packClient(user string, c *registrar.Client) (key, rest string) {
 		b.WriteString(password)
 	}
 	s := b.String()
-	return s[:len(user)], s[len(user):]
+	return s[:idLen+len(user)], s[idLen+len(user):]
 }
 
 // unpack returns a Client of its own to every caller (nil: no such client);
