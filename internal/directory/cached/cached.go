@@ -14,6 +14,7 @@ package cached
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,15 +34,15 @@ type Directory struct {
 
 	mu         sync.Mutex
 	lastSweep  time.Time
-	accounts   table[string, *registrar.Account]
-	capacities table[string, registrar.Capacities]
+	accounts   table[*registrar.Account]   // by realm
+	capacities table[registrar.Capacities] // by account SID
 	clients    clientTable
 }
 
 // table is a map of entries and the most it held since it was made (for
 // sweep's rebuild).
-type table[K comparable, V any] struct {
-	m    map[K]entry[V]
+type table[V any] struct {
+	m    map[string]entry[V]
 	peak int
 }
 
@@ -61,14 +62,14 @@ func (d *Directory) WithStale(stale time.Duration) *Directory {
 func New(next registrar.Directory, ttl time.Duration, limit int) *Directory {
 	return &Directory{
 		next: next, ttl: ttl, limit: limit, now: time.Now, base: time.Now(),
-		accounts:   table[string, *registrar.Account]{m: map[string]entry[*registrar.Account]{}},
-		capacities: table[string, registrar.Capacities]{m: map[string]entry[registrar.Capacities]{}},
+		accounts:   table[*registrar.Account]{m: map[string]entry[*registrar.Account]{}},
+		capacities: table[registrar.Capacities]{m: map[string]entry[registrar.Capacities]{}},
 		clients:    newClientTable(),
 	}
 }
 
 // lookup answers key from t or load.
-func lookup[K comparable, V any](d *Directory, t *table[K, V], key K, load func() (V, error)) (V, error) {
+func lookup[V any](d *Directory, t *table[V], key string, load func() (V, error)) (V, error) {
 	at := d.now()
 	now := at.Sub(d.base)
 	d.mu.Lock()
@@ -93,7 +94,9 @@ func lookup[K comparable, V any](d *Directory, t *table[K, V], key K, load func(
 			return v, nil // full of live entries: serve uncached
 		}
 	}
-	t.m[key] = entry[V]{v: v, expires: now + d.ttl}
+	// A key of the request's (a realm parsed from it) would keep the
+	// request's memory for as long as the entry is kept.
+	t.m[strings.Clone(key)] = entry[V]{v: v, expires: now + d.ttl}
 	t.peak = max(t.peak, len(t.m))
 	return v, nil
 }
@@ -116,7 +119,7 @@ func (d *Directory) sweep(at time.Time, now time.Duration) {
 
 // sweep removes the entries expired for longer than stale, and rebuilds the
 // map when it has shrunk to a quarter of its peak (clientTable.sweep).
-func (t *table[K, V]) sweep(now, stale time.Duration) {
+func (t *table[V]) sweep(now, stale time.Duration) {
 	for k, e := range t.m {
 		if now >= e.expires+stale {
 			delete(t.m, k)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -408,4 +409,19 @@ func TestDirectory_ConcurrentLookupsKeepAccountsApart(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Realms and SIDs are kept as copies: a realm parsed from a request would
+// otherwise keep the request's memory for as long as the entry is kept.
+func TestDirectory_KeysNoCallerMemory(t *testing.T) {
+	d := New(&countingDir{}, time.Minute, 10)
+	request := "To: <sip:alice@example.com>"
+	realm := request[len(request)-12 : len(request)-1]
+	_, _ = d.AccountByRealm(context.Background(), realm)
+	_, _ = d.Capacities(context.Background(), realm)
+	for name, m := range map[string][]string{"accounts": slices.Collect(maps.Keys(d.accounts.m)), "capacities": slices.Collect(maps.Keys(d.capacities.m))} {
+		if len(m) != 1 || m[0] != "example.com" || unsafe.StringData(m[0]) == unsafe.StringData(realm) {
+			t.Errorf("%s keys %q: want a copy of %q", name, m, realm)
+		}
+	}
 }
