@@ -94,8 +94,8 @@ func lookup[V any](d *Directory, t *table[V], key string, load func() (V, error)
 			return v, nil // full of live entries: serve uncached
 		}
 	}
-	// A key of the request's (a realm parsed from it) would keep the
-	// request's memory for as long as the entry is kept.
+	// A key of the request's (a realm parsed from its To header) would keep
+	// the header's string for as long as the entry is kept.
 	t.m[strings.Clone(key)] = entry[V]{v: v, expires: now + d.ttl}
 	t.peak = max(t.peak, len(t.m))
 	return v, nil

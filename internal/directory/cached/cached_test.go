@@ -412,7 +412,7 @@ func TestDirectory_ConcurrentLookupsKeepAccountsApart(t *testing.T) {
 }
 
 // Realms and SIDs are kept as copies: a realm parsed from a request would
-// otherwise keep the request's memory for as long as the entry is kept.
+// otherwise keep its header's string for as long as the entry is kept.
 func TestDirectory_KeysNoCallerMemory(t *testing.T) {
 	d := New(&countingDir{}, time.Minute, 10)
 	request := "To: <sip:alice@example.com>"
