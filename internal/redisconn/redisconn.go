@@ -64,6 +64,9 @@ func Outage(err error) bool {
 	return !errors.Is(err, redis.ErrClosed)
 }
 
+// connBuffer is the size of each connection's read and write buffer.
+const connBuffer = 8 << 10
+
 // newClient builds the client; poolSize 0 is go-redis' default.
 func newClient(c config.Redis, tlsConf *tls.Config, poolSize int) redis.UniversalClient {
 	// No retries anywhere (commands, dials): the phone retransmits, and a
@@ -86,6 +89,15 @@ func newClient(c config.Redis, tlsConf *tls.Config, poolSize int) redis.Universa
 		MaxRetryBackoff: noRetryWait,
 		DialerRetries:   oneDial,
 		PoolSize:        poolSize,
+		// Our commands and answers are a few hundred bytes (a binding, a
+		// pipeline of three); longer ones are read and written past the
+		// buffer. go-redis' defaults (32 KiB per direction, 128 KiB on the
+		// pipeline pool's connections) held ~4 MB with the default pools
+		// (docs/performance.md, "Memory (issue 15)").
+		ReadBufferSize:          connBuffer,
+		WriteBufferSize:         connBuffer,
+		PipelineReadBufferSize:  connBuffer,
+		PipelineWriteBufferSize: connBuffer,
 	}
 	if len(c.Sentinels) > 0 {
 		// A master name makes it a failover client with Addrs as sentinels.

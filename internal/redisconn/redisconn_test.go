@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -87,5 +88,45 @@ func TestGate_FailsFastWhileDownAndRecovers(t *testing.T) {
 	}
 	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatalf("SET after recovery = %v", err)
+	}
+}
+
+// Values and pipelines much longer than a connection's buffers go through
+// whole, alone and pipelined.
+func TestLongValuesPastTheBuffers(t *testing.T) {
+	rp := testenv.StartRedis(t, testenv.FreePort(t))
+	rdb, _, err := Open(config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: 5 * time.Second},
+		time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	if o := rdb.(*redis.Client).Options(); o.ReadBufferSize != connBuffer || o.WriteBufferSize != connBuffer ||
+		o.PipelineReadBufferSize != connBuffer || o.PipelineWriteBufferSize != connBuffer {
+		t.Fatalf("buffers %d/%d, pipelines %d/%d; want %d", o.ReadBufferSize, o.WriteBufferSize,
+			o.PipelineReadBufferSize, o.PipelineWriteBufferSize, connBuffer)
+	}
+	ctx := context.Background()
+	long := strings.Repeat("0123456789abcdef", 10*connBuffer/16+7) // ten buffers and some
+	if err := rdb.Set(ctx, "long", long, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rdb.Get(ctx, "long").Result(); err != nil || got != long {
+		t.Fatalf("GET of %d bytes = %d bytes, %v", len(long), len(got), err)
+	}
+	var gets []*redis.StringCmd
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 4 {
+			p.Set(ctx, fmt.Sprint("long", i), long, 0)
+			gets = append(gets, p.Get(ctx, fmt.Sprint("long", i)))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gets {
+		if got, err := g.Result(); err != nil || got != long {
+			t.Fatalf("pipelined GET %d: %d bytes, %v", i, len(got), err)
+		}
 	}
 }

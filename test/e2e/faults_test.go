@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
@@ -282,6 +283,69 @@ func TestFaultMySQLStaleDirectory(t *testing.T) {
 		"From": "<sip:bob@never-seen.example.com>;tag=1", "To": "<sip:bob@never-seen.example.com>"}))
 	if !strings.HasPrefix(answer, "SIP/2.0 503") || !strings.Contains(answer, "Retry-After:") {
 		t.Errorf("REGISTER of a realm never looked up, MySQL down = %q, want 503 with Retry-After", firstLine(answer))
+	}
+	proxy.Restore()
+}
+
+// A client of the clients table (encrypted password) looked up before MySQL
+// went down is still checked against its stale copy: the right password
+// registers, a wrong one is refused as before.
+func TestFaultMySQLStaleClient(t *testing.T) {
+	rdb := redisClient(t)
+	my := testenv.MySQL(t)
+	db := testenv.RootDB(t, my)
+	ctx := context.Background()
+	const (
+		accountSID = "b0b0b0b0-0000-4000-8000-000000000002"
+		realm      = "stale-clients.jambonz.org"
+		target     = "127.0.0.1:15160"
+	)
+	cipher, err := credcrypt.New("e2e-secret", false) // sidecar.BaseEnv's ENCRYPTION_SECRET
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := cipher.Encrypt("s3cr3t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	cleanup := func() {
+		exec(`DELETE FROM clients WHERE account_sid = ?`, accountSID)
+		exec(`DELETE FROM accounts WHERE account_sid = ?`, accountSID)
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	exec(`INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, webhook_secret)
+		VALUES (?, '3f35518f-5a0d-4c2e-90a5-2407bb3b36f0', 'stale clients account', ?, 'secret')`, accountSID, realm)
+	exec(`INSERT INTO clients (client_sid, account_sid, username, password, allow_direct_app_calling, allow_direct_queue_calling, allow_direct_user_calling)
+		VALUES ('c1c1c1c1-0000-4000-8000-000000000002', ?, 'alice', ?, 1, 0, 1)`, accountSID, sealed)
+
+	proxy := testenv.StartTCPProxy(t, fmt.Sprintf("%s:%d", my.Host, my.Port))
+	env := sidecar.BaseEnv(t)
+	_, port, _ := strings.Cut(proxy.Addr(), ":")
+	env["JAMBONES_MYSQL_PORT"] = port
+	env["DIRECTORY_CACHE_TTL_MS"] = "1" // expired at once: only the stale copy can answer
+	env["SIP_LISTEN"] = "udp:" + target
+	sidecar.Start(t, env, "native front listening")
+
+	dir := t.TempDir()
+	good := filepath.Join(dir, "alice.csv")
+	bad := filepath.Join(dir, "alice-bad.csv")
+	writeCSV(t, good, "alice", realm, "s3cr3t")
+	writeCSV(t, bad, "alice", realm, "wrong")
+	// Looked up while MySQL is up (refused: no binding is written).
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-failure-expect-403.xml", CSV: bad, Target: target, LocalPort: 15161})
+	proxy.Cut()
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-failure-expect-403.xml", CSV: bad, Target: target, LocalPort: 15162})
+	sidecar.Run(t, sidecar.Sipp{Scenario: "uac-register-auth-success.xml", CSV: good, Target: target, LocalPort: 15163})
+	b, _, _ := readBinding(t, rdb, "alice@"+realm)
+	if b.AllowDirectAppCalling == nil || !*b.AllowDirectAppCalling || *b.AllowDirectQueueCalling || !*b.AllowDirectUserCalling {
+		t.Errorf("direct calling flags not taken from the stale clients row: %+v", b)
 	}
 	proxy.Restore()
 }

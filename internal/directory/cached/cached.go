@@ -34,74 +34,21 @@ type Directory struct {
 
 	mu         sync.Mutex
 	lastSweep  time.Time
-	accounts   map[string]entry[*registrar.Account]
-	capacities map[string]entry[registrar.Capacities]
-	clients    map[clientKey]entry[client]
+	accounts   table[*registrar.Account]   // by realm
+	capacities table[registrar.Capacities] // by account SID
+	clients    clientTable
 }
 
-// clientKey is a client's key: the account's SID (a string shared with its
-// Account) and the username, which is the client's own (in client.s) when
-// the directory spells it the same way, so that a cached client costs no
-// key allocation of its own.
-type clientKey struct{ account, user string }
+// table is a map of entries and the most it held since it was made (for
+// sweep's rebuild).
+type table[V any] struct {
+	m    map[string]entry[V]
+	peak int
+}
 
 type entry[V any] struct {
 	v       V
 	expires time.Duration // since Directory.base
-}
-
-// client is a cached registrar.Client in one allocation: with the stale
-// window (an hour by default) every client seen in the last hour is held,
-// 100,000 of them in the REGISTER benchmark's memory run. With clientKey
-// a cached client costs ~222 bytes of heap instead of ~312 (a Client with
-// strings of its own under a concatenated key; docs/performance.md,
-// "Memory (issue 15)").
-type client struct {
-	s       string // Username then Password
-	nameLen uint32
-	flags   clientFlags
-}
-
-type clientFlags uint8
-
-const (
-	clientFound clientFlags = 1 << iota
-	clientActive
-	clientAppCalling
-	clientQueueCalling
-	clientUserCalling
-)
-
-func packClient(c *registrar.Client) client {
-	if c == nil {
-		return client{}
-	}
-	f := clientFound
-	for _, b := range []struct {
-		on   bool
-		flag clientFlags
-	}{{c.Active, clientActive}, {c.AllowDirectAppCalling, clientAppCalling},
-		{c.AllowDirectQueueCalling, clientQueueCalling}, {c.AllowDirectUserCalling, clientUserCalling}} {
-		if b.on {
-			f |= b.flag
-		}
-	}
-	return client{s: c.Username + c.Password, nameLen: uint32(len(c.Username)), flags: f}
-}
-
-// unpack returns a Client of its own to every caller (nil: no such client).
-func (c client) unpack() *registrar.Client {
-	if c.flags&clientFound == 0 {
-		return nil
-	}
-	return &registrar.Client{
-		Username:                c.s[:c.nameLen],
-		Password:                c.s[c.nameLen:],
-		Active:                  c.flags&clientActive != 0,
-		AllowDirectAppCalling:   c.flags&clientAppCalling != 0,
-		AllowDirectQueueCalling: c.flags&clientQueueCalling != 0,
-		AllowDirectUserCalling:  c.flags&clientUserCalling != 0,
-	}
 }
 
 // WithStale keeps entries for d after they expire, to be served only while
@@ -115,24 +62,22 @@ func (d *Directory) WithStale(stale time.Duration) *Directory {
 func New(next registrar.Directory, ttl time.Duration, limit int) *Directory {
 	return &Directory{
 		next: next, ttl: ttl, limit: limit, now: time.Now, base: time.Now(),
-		accounts:   map[string]entry[*registrar.Account]{},
-		capacities: map[string]entry[registrar.Capacities]{},
-		clients:    map[clientKey]entry[client]{},
+		accounts:   table[*registrar.Account]{m: map[string]entry[*registrar.Account]{}},
+		capacities: table[registrar.Capacities]{m: map[string]entry[registrar.Capacities]{}},
+		clients:    newClientTable(),
 	}
 }
 
-// lookup answers key from m or load; a loaded answer is stored under
-// keep(key, answer) (the same key, or one sharing the answer's memory).
-func lookup[K comparable, V any](d *Directory, m map[K]entry[V], key K, load func() (V, error), keep func(K, V) K) (V, error) {
-	t := d.now()
-	now := t.Sub(d.base)
+// lookup answers key from t or load.
+func lookup[V any](d *Directory, t *table[V], key string, load func() (V, error)) (V, error) {
+	at := d.now()
+	now := at.Sub(d.base)
 	d.mu.Lock()
-	e, cached := m[key]
+	e, cached := t.m[key]
+	d.mu.Unlock()
 	if cached && now < e.expires {
-		d.mu.Unlock()
 		return e.v, nil
 	}
-	d.mu.Unlock()
 	v, err := load()
 	if err != nil {
 		if cached && errors.Is(err, breaker.ErrUnavailable) && now < e.expires+d.stale {
@@ -142,69 +87,89 @@ func lookup[K comparable, V any](d *Directory, m map[K]entry[V], key K, load fun
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// Entries past their stale time are swept at most once per TTL, and
-	// whenever a map is full (then expired ones go even if still servable
-	// as stale): without the periodic sweep every user seen since start
-	// stayed in memory until the limit (100,000 clients held ~30 MB of heap
-	// in the REGISTER benchmark's 100k-registration run, bench/RESULTS.md).
-	if t.Sub(d.lastSweep) >= d.ttl {
-		d.lastSweep = t
-		sweep(d.accounts, now, d.stale)
-		sweep(d.capacities, now, d.stale)
-		sweep(d.clients, now, d.stale)
-	}
-	if len(m) >= d.limit {
-		sweep(m, now, 0)
-		if len(m) >= d.limit {
+	d.sweep(at, now)
+	if len(t.m) >= d.limit {
+		t.sweep(now, 0)
+		if len(t.m) >= d.limit {
 			return v, nil // full of live entries: serve uncached
 		}
 	}
-	m[keep(key, v)] = entry[V]{v: v, expires: now + d.ttl}
+	// A key of the request's (a realm parsed from its To header) would keep
+	// the header's string for as long as the entry is kept.
+	t.m[strings.Clone(key)] = entry[V]{v: v, expires: now + d.ttl}
+	t.peak = max(t.peak, len(t.m))
 	return v, nil
 }
 
-// sweep removes the entries expired for longer than stale.
-func sweep[K comparable, V any](m map[K]entry[V], now, stale time.Duration) {
-	for k, e := range m {
-		if now >= e.expires+stale {
-			delete(m, k)
-		}
+// sweep removes the entries past their stale time at most once per TTL;
+// d.mu is held. A full map is also swept when an entry is added (then
+// expired ones go even if still servable as stale). Without the periodic
+// sweep every user seen since start stayed in memory until the limit
+// (100,000 clients held ~30 MB of heap in the REGISTER benchmark's
+// 100k-registration run, bench/RESULTS.md).
+func (d *Directory) sweep(at time.Time, now time.Duration) {
+	if at.Sub(d.lastSweep) < d.ttl {
+		return
 	}
+	d.lastSweep = at
+	d.accounts.sweep(now, d.stale)
+	d.capacities.sweep(now, d.stale)
+	d.clients.sweep(now, d.stale)
 }
 
-// same keeps a key as it is.
-func same[K, V any](k K, _ V) K { return k }
-
-// keepClientKey is the key a loaded client is stored under: its username is
-// the client's own when spelled the same, else a copy (never a string of
-// the request, which would keep the request's memory alive).
-func keepClientKey(k clientKey, c client) clientKey {
-	if name := c.s[:c.nameLen]; name == k.user {
-		k.user = name
-	} else {
-		k.user = strings.Clone(k.user)
+// sweep removes the entries expired for longer than stale, and rebuilds the
+// map when it has shrunk to a quarter of its peak (clientTable.sweep).
+func (t *table[V]) sweep(now, stale time.Duration) {
+	for k, e := range t.m {
+		if now >= e.expires+stale {
+			delete(t.m, k)
+		}
 	}
-	return k
+	if t.peak >= shrinkFrom && len(t.m) < t.peak/4 {
+		t.m = shrunk(t.m)
+		t.peak = len(t.m)
+	}
 }
 
 // AccountByRealm implements registrar.Directory (unknown realms are cached too).
 func (d *Directory) AccountByRealm(ctx context.Context, realm string) (*registrar.Account, error) {
-	return lookup(d, d.accounts, realm, func() (*registrar.Account, error) { return d.next.AccountByRealm(ctx, realm) }, same)
+	return lookup(d, &d.accounts, realm, func() (*registrar.Account, error) { return d.next.AccountByRealm(ctx, realm) })
 }
 
 // Capacities implements registrar.Directory.
 func (d *Directory) Capacities(ctx context.Context, accountSID string) (registrar.Capacities, error) {
-	return lookup(d, d.capacities, accountSID, func() (registrar.Capacities, error) { return d.next.Capacities(ctx, accountSID) }, same)
+	return lookup(d, &d.capacities, accountSID, func() (registrar.Capacities, error) { return d.next.Capacities(ctx, accountSID) })
 }
 
-// Client implements registrar.Directory.
+// Client implements registrar.Directory. The same steps as lookup, on the
+// compact clientTable.
 func (d *Directory) Client(ctx context.Context, accountSID, username string) (*registrar.Client, error) {
-	c, err := lookup(d, d.clients, clientKey{accountSID, username}, func() (client, error) {
-		c, err := d.next.Client(ctx, accountSID, username)
-		return packClient(c), err
-	}, keepClientKey)
+	at := d.now()
+	now := at.Sub(d.base)
+	d.mu.Lock()
+	e, cached := d.clients.get(accountSID, username)
+	d.mu.Unlock()
+	if cached && now < e.expires {
+		return e.unpack(username), nil
+	}
+	c, err := d.next.Client(ctx, accountSID, username)
 	if err != nil {
+		if cached && errors.Is(err, breaker.ErrUnavailable) && now < e.expires+d.stale {
+			return e.unpack(username), nil // the directory is down: the last answer beats a 503
+		}
 		return nil, err
 	}
-	return c.unpack(), nil
+	d.mu.Lock()
+	d.sweep(at, now)
+	if d.clients.len() >= d.limit {
+		d.clients.sweep(now, 0)
+	}
+	if d.clients.len() >= d.limit { // full of live entries: serve uncached
+		d.mu.Unlock()
+		_, rest := packClient(0, username, c)
+		return clientEntry{rest: rest}.unpack(username), nil
+	}
+	e = d.clients.put(accountSID, username, c, now+d.ttl)
+	d.mu.Unlock()
+	return e.unpack(username), nil
 }
