@@ -164,8 +164,6 @@ func parseExpires(v string) (int, error) {
 	return int(n), nil
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
-
 func validHost(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
@@ -174,7 +172,35 @@ func validHost(h string) bool {
 		a, err := netip.ParseAddr(h[1 : len(h)-1])
 		return err == nil && a.Is6()
 	}
-	return hostnameRE.MatchString(h)
+	return isHostname(h)
+}
+
+// isHostname reports whether h is dot-separated labels of letters, digits
+// and inner hyphens (an IPv4 address is one too), with at most one
+// trailing dot. Checked byte by byte: a regexp here was 1% of the CPU of
+// a registration (TestIsHostname_AsTheRegexp, FuzzIsHostname hold it to
+// the expression it replaced).
+func isHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		n := len(label)
+		if n == 0 || !isAlnum(label[0]) || !isAlnum(label[n-1]) {
+			return false
+		}
+		for i := 1; i < n-1; i++ {
+			if c := label[i]; !isAlnum(c) && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
 func clip(s string) string {
