@@ -12,7 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/authserver"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv/sidecar"
@@ -294,36 +293,12 @@ func TestFaultMySQLStaleClient(t *testing.T) {
 	rdb := redisClient(t)
 	my := testenv.MySQL(t)
 	db := testenv.RootDB(t, my)
-	ctx := context.Background()
 	const (
-		accountSID = "b0b0b0b0-0000-4000-8000-000000000002"
-		realm      = "stale-clients.jambonz.org"
-		target     = "127.0.0.1:15160"
+		realm  = "stale-clients.jambonz.org"
+		target = "127.0.0.1:15160"
 	)
-	cipher, err := credcrypt.New("e2e-secret", false) // sidecar.BaseEnv's ENCRYPTION_SECRET
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := cipher.Encrypt("s3cr3t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := db.ExecContext(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	cleanup := func() {
-		exec(`DELETE FROM clients WHERE account_sid = ?`, accountSID)
-		exec(`DELETE FROM accounts WHERE account_sid = ?`, accountSID)
-	}
-	cleanup()
-	t.Cleanup(cleanup)
-	exec(`INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, webhook_secret)
-		VALUES (?, '3f35518f-5a0d-4c2e-90a5-2407bb3b36f0', 'stale clients account', ?, 'secret')`, accountSID, realm)
-	exec(`INSERT INTO clients (client_sid, account_sid, username, password, allow_direct_app_calling, allow_direct_queue_calling, allow_direct_user_calling)
-		VALUES ('c1c1c1c1-0000-4000-8000-000000000002', ?, 'alice', ?, 1, 0, 1)`, accountSID, sealed)
+	seedClientsAccount(t, db, clientsAccount{sid: "b0b0b0b0-0000-4000-8000-000000000002", name: "stale clients account",
+		realm: realm, clientSID: "c1c1c1c1-0000-4000-8000-000000000002"})
 
 	proxy := testenv.StartTCPProxy(t, fmt.Sprintf("%s:%d", my.Host, my.Port))
 	env := sidecar.BaseEnv(t)

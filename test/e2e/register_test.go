@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -189,18 +190,16 @@ func TestRegisterScenarios(t *testing.T) {
 	}
 }
 
-// TestRegisterClientsTable authenticates against the clients table: an
-// account without a registration hook and a client whose password is stored
-// encrypted the way api-server stores it.
-func TestRegisterClientsTable(t *testing.T) {
-	rdb := redisClient(t)
-	my := testenv.MySQL(t)
-	db := testenv.RootDB(t, my)
+// clientsAccount is an account without a registration hook and its client
+// alice (password s3cr3t), as seedClientsAccount writes them.
+type clientsAccount struct{ sid, name, realm, clientSID string }
+
+// seedClientsAccount writes a's account and client rows (the password
+// encrypted the way api-server stores it, with sidecar.BaseEnv's
+// ENCRYPTION_SECRET) and removes them when the test ends.
+func seedClientsAccount(t *testing.T, db *sql.DB, a clientsAccount) {
+	t.Helper()
 	ctx := context.Background()
-	const (
-		accountSID = "b0b0b0b0-0000-4000-8000-000000000001"
-		realm      = "clients.jambonz.org"
-	)
 	cipher, err := credcrypt.New("e2e-secret", false)
 	if err != nil {
 		t.Fatal(err)
@@ -216,15 +215,27 @@ func TestRegisterClientsTable(t *testing.T) {
 		}
 	}
 	cleanup := func() {
-		exec(`DELETE FROM clients WHERE account_sid = ?`, accountSID)
-		exec(`DELETE FROM accounts WHERE account_sid = ?`, accountSID)
+		exec(`DELETE FROM clients WHERE account_sid = ?`, a.sid)
+		exec(`DELETE FROM accounts WHERE account_sid = ?`, a.sid)
 	}
 	cleanup()
 	t.Cleanup(cleanup)
 	exec(`INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, webhook_secret)
-		VALUES (?, '3f35518f-5a0d-4c2e-90a5-2407bb3b36f0', 'clients account', ?, 'secret')`, accountSID, realm)
+		VALUES (?, '3f35518f-5a0d-4c2e-90a5-2407bb3b36f0', ?, ?, 'secret')`, a.sid, a.name, a.realm)
 	exec(`INSERT INTO clients (client_sid, account_sid, username, password, allow_direct_app_calling, allow_direct_queue_calling, allow_direct_user_calling)
-		VALUES ('c1c1c1c1-0000-4000-8000-000000000001', ?, 'alice', ?, 1, 0, 1)`, accountSID, sealed)
+		VALUES (?, ?, 'alice', ?, 1, 0, 1)`, a.clientSID, a.sid, sealed)
+}
+
+// TestRegisterClientsTable authenticates against the clients table: an
+// account without a registration hook and a client whose password is stored
+// encrypted the way api-server stores it.
+func TestRegisterClientsTable(t *testing.T) {
+	rdb := redisClient(t)
+	my := testenv.MySQL(t)
+	db := testenv.RootDB(t, my)
+	const realm = "clients.jambonz.org"
+	seedClientsAccount(t, db, clientsAccount{sid: "b0b0b0b0-0000-4000-8000-000000000001", name: "clients account",
+		realm: realm, clientSID: "c1c1c1c1-0000-4000-8000-000000000001"})
 
 	env := sidecar.BaseEnv(t)
 	env["SIP_LISTEN"] = "udp:127.0.0.1:15064"
