@@ -234,15 +234,12 @@ func TestWorkerPool_StaleRequestsDropped(t *testing.T) {
 func TestJobQueue_FIFO(t *testing.T) {
 	var q jobQueue
 	next, want := uint32(0), uint32(0)
-	for round := range 50 {
-		for range round%7 + 1 {
-			q.push(job(next))
-			next++
-		}
-		for range round % 5 {
+	// pop takes up to n requests (all with n < 0), checking their order.
+	pop := func(n int) {
+		for ; n != 0; n-- {
 			j, ok := q.pop()
 			if !ok {
-				break
+				return
 			}
 			if j.key.seq != want {
 				t.Fatalf("popped %d, want %d", j.key.seq, want)
@@ -250,16 +247,14 @@ func TestJobQueue_FIFO(t *testing.T) {
 			want++
 		}
 	}
-	for {
-		j, ok := q.pop()
-		if !ok {
-			break
+	for round := range 50 {
+		for range round%7 + 1 {
+			q.push(job(next))
+			next++
 		}
-		if j.key.seq != want {
-			t.Fatalf("popped %d, want %d", j.key.seq, want)
-		}
-		want++
+		pop(round % 5)
 	}
+	pop(-1)
 	if want != next || q.len() != 0 {
 		t.Fatalf("popped %d of %d, %d left", want, next, q.len())
 	}
