@@ -1,8 +1,10 @@
 package auth
 
 import (
-	"errors"
+	"fmt"
 	"sync"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 )
 
 // ErrWebhookBusy is returned without calling the hook when the account
@@ -10,7 +12,8 @@ import (
 // 503 with Retry-After. A slow hook under a REGISTER flood then holds at
 // most that many connections and goroutines per account, and the other
 // accounts sharing the service are not starved.
-var ErrWebhookBusy = errors.New("webhook: too many calls in flight for this account")
+// It wraps registrar.ErrAuthBusy, so the registrar logs it as load shed.
+var ErrWebhookBusy = fmt.Errorf("webhook: %w for this account", registrar.ErrAuthBusy)
 
 // inFlight counts calls in flight per key, with at most max each. Keys at
 // zero are removed, so the table holds only accounts with calls running.

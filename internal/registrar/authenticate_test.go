@@ -1,7 +1,11 @@
 package registrar_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
@@ -65,6 +69,43 @@ func TestRegister_AuthenticatorError(t *testing.T) {
 	expect(t, res, 503, nil)
 	if res.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
+	}
+}
+
+// An authenticator that declines to run (its bound of calls in flight, as
+// the webhook's per account) is load shed: the same 503, logged as a
+// warning; any other error is a failure, logged as an error.
+func TestRegister_AuthenticatorBusyIsAWarning(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantLevel string
+	}{
+		{"failed", errors.New("clients table unreachable"), "ERROR"},
+		{"busy", fmt.Errorf("account A: webhook: %w for this account", registrar.ErrAuthBusy), "WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			e := newEnv()
+			e.log = slog.New(slog.NewJSONHandler(&buf, nil))
+			e.clients.err = tt.err
+			res := e.authorized(t)
+			expect(t, res, 503, map[string]string{"Retry-After": "30"})
+			var levels []string
+			for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+				var rec struct{ Level, Msg string }
+				if err := json.Unmarshal(line, &rec); err != nil {
+					t.Fatalf("log line %q: %v", line, err)
+				}
+				if strings.HasPrefix(rec.Msg, "register: authentication") {
+					levels = append(levels, rec.Level)
+				}
+			}
+			if len(levels) != 1 || levels[0] != tt.wantLevel {
+				t.Fatalf("authentication log lines at levels %v, want one at %s (log: %s)", levels, tt.wantLevel, buf.String())
+			}
+		})
 	}
 }
 

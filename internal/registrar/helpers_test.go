@@ -238,7 +238,9 @@ type env struct {
 	// pub, when set, is Deps.Events.
 	pub events.Publisher
 	// st, when set, is Deps.Store instead of store (a wrapper of it).
-	st  registrar.Store
+	st registrar.Store
+	// log, when set, is Deps.Log instead of a discarding logger.
+	log *slog.Logger
 	reg *registrar.Registrar
 }
 
@@ -266,6 +268,10 @@ func (e *env) registrar() *registrar.Registrar {
 	if e.guard != nil {
 		g = e.guard
 	}
+	log := e.log
+	if log == nil {
+		log = quietLog()
+	}
 	e.reg = registrar.New(registrar.Deps{
 		Guard:      g,
 		Nonces:     e.nonces,
@@ -274,7 +280,7 @@ func (e *env) registrar() *registrar.Registrar {
 		Webhook:    e.webhook,
 		Clients:    e.clients,
 		Alerter:    e.alerts,
-		Log:        quietLog(),
+		Log:        log,
 		Hosting:    e.hosting,
 		Algorithms: e.algs,
 		MaxExpires: e.maxExpires,

@@ -12,6 +12,7 @@ package registrar
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -200,10 +201,17 @@ type Grant struct {
 	Client *Client
 }
 
-// Authenticator checks digest credentials.
+// Authenticator checks digest credentials. An error wrapping ErrAuthBusy
+// says it refused to run now (a bound on its calls in flight); any other
+// error, that it failed. Both are answered 503 Retry-After.
 type Authenticator interface {
 	Authenticate(ctx context.Context, req AuthRequest) (Grant, error)
 }
+
+// ErrAuthBusy is wrapped by an Authenticator's error when it declined the
+// request to stay within its bound of calls in flight: load shed on
+// purpose, logged as a warning, not as a failure.
+var ErrAuthBusy = errors.New("too many calls in flight")
 
 // Nonces issues and checks digest nonces.
 type Nonces interface {

@@ -527,7 +527,11 @@ func (a authenticate) Serve(ctx context.Context, r *Registration, next Handler) 
 		Headers: lowerHeaders(r.Req.Msg),
 	})
 	if err != nil {
-		r.Log.Error("register: authentication failed to run", "via", via, "err", err)
+		if errors.Is(err, ErrAuthBusy) {
+			r.Log.Warn("register: authentication declined, busy", "via", via, "err", err)
+		} else {
+			r.Log.Error("register: authentication failed to run", "via", via, "err", err)
+		}
 		return reply(503, sipfront.Header{Name: "Retry-After", Value: "30"})
 	}
 	if grant.Status != 0 && grant.Status != 200 {
