@@ -16,7 +16,8 @@
 #     `kamailio` with a `subscriber` row (ha1) per user;
 #  3. builds bench/clockshim (LD_PRELOAD for sipp: a fine clock instead of the 4 ms coarse one),
 #     the service and the driver;
-#  4. runs bench/register: for each system and scenario, steps the sipp rate up, then writes
+#  4. runs bench/register: for each system and scenario (a fresh process of the system per case,
+#     so a case's peak memory is its own), steps the sipp rate up, then writes
 #     $OUT/results.json and $OUT/RESULTS.md; both are copied into bench/.
 #
 # Systems: ours (the service's native front on UDP), kamailio (bindings in memory: the reference),

@@ -184,11 +184,13 @@ func (b *bench) run(ctx context.Context) error {
 		if len(todo) == 0 {
 			continue
 		}
-		s, stop, err := sys.start(ctx)
-		if err != nil {
-			return err
-		}
 		for _, c := range todo {
+			// A fresh process per case: its peak memory and CPU are its own,
+			// not what an earlier case's overload steps left behind.
+			s, stop, err := sys.start(ctx)
+			if err != nil {
+				return err
+			}
 			csvs, err := writeCSVs(b.out, c.path, 1, b.users, b.procs)
 			if err != nil {
 				stop()
@@ -206,12 +208,11 @@ func (b *bench) run(ctx context.Context) error {
 			cr := b.step1(ctx, s, db, hook, caseName(sys.name, c.path, c.scenario), sys.target, c.scenario, csvs, timeout)
 			cr.System, cr.Path, cr.Scenario = sys.name, c.path, c.scenario
 			b.res.Cases = append(b.res.Cases, cr)
+			stop()
 			if err := b.write(); err != nil {
-				stop()
 				return err
 			}
 		}
-		stop()
 	}
 	for _, sys := range systems {
 		if b.memUsers == 0 || !b.wantMem(sys.name) {
