@@ -11,7 +11,8 @@
 #     BENCH_REDIS_PORT/BENCH_MYSQL_PORT, state in $OUT/services), loads the jambonz schema,
 #     100,000 generated clients (passwords encrypted with ENCRYPTION_SECRET), 100 per account
 #     (realms a000.bench.local ..., no webhook; the scenarios use the first 10,000, the memory
-#     measurement all), the account hook.local (registration webhook served by the driver),
+#     measurement all), 100 webhook-path accounts h000.hook.local ... sharing the 10,000 users
+#     in turn (user i in account i mod 100; their registration webhooks served by the driver),
 #     and Kamailio's schema (standard + auth_db from kamailio-mysql-modules) in the database
 #     `kamailio` with a `subscriber` row (ha1) per user;
 #  3. builds bench/clockshim (LD_PRELOAD for sipp: a fine clock instead of the 4 ms coarse one),

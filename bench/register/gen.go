@@ -12,26 +12,39 @@ import (
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 )
 
-// The webhook path has one account (hook.local); the clients path has one account
-// per usersPerAccount users (a000.bench.local, a001...), as in a jambonz cluster
-// where each customer has its own devices. Kamailio uses the clients-path realms.
+// Both paths spread their users over accounts, as in a jambonz cluster where each
+// customer has its own devices: the clients path one account per usersPerAccount
+// users (a000.bench.local, a001...), the webhook path hookAccounts accounts
+// (h000.hook.local ...), each with its own registration webhook row, all served by
+// the driver. Webhook users go to the accounts in turn (user i to account i mod
+// hookAccounts), so that, as in a real cluster, consecutive REGISTERs are for
+// different accounts: the per-account bound of webhook calls in flight
+// (WEBHOOK_MAX_CONCURRENT_PER_ACCOUNT) stays each account's policy and does not set
+// the bench's ceiling (docs/performance.md). Kamailio uses the clients-path realms.
 const (
-	hookRealm       = "hook.local"
+	hookDomain      = "hook.local"
+	hookAccounts    = 100
 	usersPerAccount = 100
 	spSID           = "b0000000-0000-4000-8000-000000000001"
-	hookAcct        = "b0000000-0000-4000-8000-000000000003"
-	hookSID         = "b0000000-0000-4000-8000-000000000004"
 )
 
 func clientsRealm(i int) string { return fmt.Sprintf("a%03d.bench.local", (i-1)/usersPerAccount) }
 func clientsAccount(i int) string {
 	return fmt.Sprintf("b2000000-0000-4000-8000-%012d", (i-1)/usersPerAccount)
 }
+func hookRealm(i int) string { return fmt.Sprintf("h%03d.%s", (i-1)%hookAccounts, hookDomain) }
+func hookAccount(i int) string {
+	return fmt.Sprintf("b3000000-0000-4000-8000-%012d", (i-1)%hookAccounts)
+}
+func hookWebhook(i int) string {
+	return fmt.Sprintf("b4000000-0000-4000-8000-%012d", (i-1)%hookAccounts)
+}
 
 func userName(i int) string { return fmt.Sprintf("u%06d", i) }
 func password(i int) string { return fmt.Sprintf("pw%06dx", i) }
 
-// writeSQL writes jambones.sql (webhook, service provider, the two accounts and
+// writeSQL writes jambones.sql (service provider, the webhook-path accounts with their
+// webhooks, the clients-path accounts and
 // max(n, kn) encrypted clients, usersPerAccount per account) and kamailio.sql (the
 // same users with ha1); kn is the user count of the memory measurement.
 func writeSQL(dir string, n, kn int, secret, hookURL string) error {
@@ -46,13 +59,15 @@ func writeSQL(dir string, n, kn int, secret, hookURL string) error {
 	defer j.Close()
 	jw := bufio.NewWriter(j)
 	fmt.Fprintln(jw, "DELETE FROM clients WHERE account_sid LIKE 'b2000000-%';")
-	fmt.Fprintln(jw, "DELETE FROM accounts WHERE account_sid LIKE 'b2000000-%' OR account_sid = '"+hookAcct+"';")
+	fmt.Fprintln(jw, "DELETE FROM accounts WHERE account_sid LIKE 'b2000000-%' OR account_sid LIKE 'b3000000-%';")
 	fmt.Fprintf(jw, "DELETE FROM service_providers WHERE service_provider_sid = '%s';\n", spSID)
-	fmt.Fprintf(jw, "DELETE FROM webhooks WHERE webhook_sid = '%s';\n", hookSID)
-	fmt.Fprintf(jw, "INSERT INTO webhooks (webhook_sid, url, method) VALUES ('%s', '%s', 'POST');\n", hookSID, hookURL)
+	fmt.Fprintln(jw, "DELETE FROM webhooks WHERE webhook_sid LIKE 'b4000000-%';")
 	fmt.Fprintf(jw, "INSERT INTO service_providers (service_provider_sid, name, root_domain) VALUES ('%s', 'bench SP', 'bench.root');\n", spSID)
-	fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
-		"('%s', '%s', 'bench hook', '%s', '%s', 'benchsecret');\n", hookAcct, spSID, hookRealm, hookSID)
+	for i := 1; i <= hookAccounts; i++ {
+		fmt.Fprintf(jw, "INSERT INTO webhooks (webhook_sid, url, method) VALUES ('%s', '%s', 'POST');\n", hookWebhook(i), hookURL)
+		fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
+			"('%s', '%s', '%s', '%s', '%s', 'benchsecret');\n", hookAccount(i), spSID, hookRealm(i), hookRealm(i), hookWebhook(i))
+	}
 	n = max(n, kn)
 	for i := 1; i <= n; i += usersPerAccount {
 		fmt.Fprintf(jw, "INSERT INTO accounts (account_sid, service_provider_sid, name, sip_realm, registration_hook_sid, webhook_secret) VALUES "+
@@ -120,7 +135,7 @@ func writeCSVs(dir, path string, from, n, procs int) ([]string, error) {
 		var b strings.Builder
 		b.WriteString("SEQUENTIAL\n")
 		for i := from + p; i < from+n; i += procs {
-			realm := hookRealm
+			realm := hookRealm(i)
 			if path == "clients" {
 				realm = clientsRealm(i)
 			}

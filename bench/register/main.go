@@ -31,7 +31,7 @@ func main() {
 		n := fs.Int("users", 10000, "clients / subscribers")
 		kn := fs.Int("kamailio-users", 0, "subscribers (at least -users)")
 		secret := fs.String("secret", "", "ENCRYPTION_SECRET of clients.password")
-		hook := fs.String("hook-url", "", "registration webhook URL of the hook.local account")
+		hook := fs.String("hook-url", "", "registration webhook URL of the webhook-path accounts (h000.hook.local ...)")
 		_ = fs.Parse(os.Args[2:])
 		err = writeSQL(*dir, *n, *kn, *secret, *hook)
 	case "run":

@@ -91,7 +91,7 @@ for _, p in ipairs(ARGV) do
 end
 return n`
 	out, err := exec.Command("redis-cli", "-h", b.redisHost, "-p", strconv.Itoa(b.redisPort),
-		"EVAL", script, "0", "user:*@"+hookRealm, "user:*.bench.local").CombinedOutput()
+		"EVAL", script, "0", "user:*."+hookDomain, "user:*.bench.local").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("forget bindings: %w: %s", err, out)
 	}

@@ -103,12 +103,16 @@ func (b *bench) run(ctx context.Context) error {
 		b.res.Versions = append(b.res.Versions, originalVersion(b.originalDir))
 	}
 
-	// The webhook server of the hook.local account, in this process (its CPU is reported).
-	users := map[string]authserver.User{}
-	for i := 1; i <= max(b.users, b.memUsers); i++ {
-		users[userName(i)] = authserver.User{Password: password(i)}
+	// The webhook server of the webhook-path accounts, in this process (its CPU is reported).
+	realms := map[string]map[string]authserver.User{}
+	for i := 1; i <= b.users; i++ {
+		r := hookRealm(i)
+		if realms[r] == nil {
+			realms[r] = map[string]authserver.User{}
+		}
+		realms[r][userName(i)] = authserver.User{Password: password(i)}
 	}
-	hook := authserver.New(authserver.Options{Users: map[string]map[string]authserver.User{hookRealm: users}, DisableRecording: true})
+	hook := authserver.New(authserver.Options{Users: realms, DisableRecording: true})
 	hctx, hstop := context.WithCancel(ctx)
 	defer hstop()
 	go func() {
