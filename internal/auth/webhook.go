@@ -68,7 +68,7 @@ type Webhook struct {
 // userAgent (JAMBONES_HTTP_USER_AGENT_HEADER) is sent when not empty.
 func NewWebhook(timeout time.Duration, userAgent string, alerter alerts.Alerter, log *slog.Logger) *Webhook {
 	return &Webhook{
-		client:    newHookClient(timeout, hookMaxConnsPerHost),
+		client:    newHookClient(timeout),
 		timeout:   timeout,
 		userAgent: userAgent,
 		alerter:   alerter,
@@ -103,10 +103,10 @@ const defaultUserAgent = "Go-http-client/1.1"
 // by the request's deadline; redirects are never followed (Do does not);
 // answers are read up to maxAnswer; a request is sent again only when it was
 // never written (retryNothingWritten), so a hook never sees a call twice.
-func newHookClient(timeout time.Duration, maxConns int) *fasthttp.Client {
+func newHookClient(timeout time.Duration) *fasthttp.Client {
 	return &fasthttp.Client{
 		Name:                defaultUserAgent,
-		MaxConnsPerHost:     maxConns,
+		MaxConnsPerHost:     hookMaxConnsPerHost,
 		MaxIdleConnDuration: hookMaxIdle,
 		// A burst beyond the pool waits for a connection rather than
 		// failing at once; the call's own deadline (shorter) still bounds it.
