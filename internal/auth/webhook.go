@@ -8,19 +8,18 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -39,21 +38,10 @@ func putAnswerBuf(b *bytes.Buffer) {
 	}
 }
 
-// bodyBufs holds buffers the POST bodies are built in; one grown by a large
-// body is not kept.
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-func putBodyBuf(b *[]byte) {
-	if cap(*b) <= 8<<10 {
-		bodyBufs.Put(b)
-	}
-}
-
 // Webhook calls the account's registration hook.
 type Webhook struct {
-	client    *fasthttp.Client
-	timeout   time.Duration
-	userAgent string // the User-Agent header's value, empty when not configured
+	client    *http.Client
+	userAgent []string // the User-Agent header's value, nil when not configured
 	alerter   alerts.Alerter
 	log       *slog.Logger
 	now       func() time.Time
@@ -68,9 +56,17 @@ type Webhook struct {
 // userAgent (JAMBONES_HTTP_USER_AGENT_HEADER) is sent when not empty.
 func NewWebhook(timeout time.Duration, userAgent string, alerter alerts.Alerter, log *slog.Logger) *Webhook {
 	return &Webhook{
-		client:    newHookClient(timeout),
-		timeout:   timeout,
-		userAgent: userAgent,
+		client: &http.Client{
+			Timeout: timeout,
+			// A registration hook that redirects is misconfigured; following
+			// it would send credentials somewhere the account did not name.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			Transport: &http.Transport{
+				MaxIdleConnsPerHost: 64,
+				IdleConnTimeout:     90 * time.Second,
+			},
+		},
+		userAgent: headerValueOrNil(userAgent),
 		alerter:   alerter,
 		log:       log,
 		now:       time.Now,
@@ -78,59 +74,16 @@ func NewWebhook(timeout time.Duration, userAgent string, alerter alerts.Alerter,
 	}
 }
 
-// Connection pool of the hook client (docs/performance.md, "Webhook HTTP
-// client: net/http vs fasthttp").
-const (
-	// hookMaxConnsPerHost bounds the connections to one hook server: as many
-	// as the UDP workers (SIP_UDP_WORKERS' default) that can call it at once.
-	hookMaxConnsPerHost = 512
-	// hookMaxIdle closes a connection unused this long: below the 5 s
-	// keep-alive of Node's HTTP server (the usual hook server), so the pool
-	// rarely holds a connection the server has already closed.
-	hookMaxIdle = 4 * time.Second
-	// hookMaxAttempts allows sending again only a request that was never
-	// written (errStaleConn), e.g. through several pooled connections a
-	// restarted server had closed.
-	hookMaxAttempts = 4
-)
+// applicationJSON is the value of the Content-Type and Accept headers,
+// shared by every request (the transport only reads it).
+var applicationJSON = []string{"application/json"}
 
-// defaultUserAgent is what net/http sent when no User-Agent is configured;
-// kept so hooks see the same header as before.
-const defaultUserAgent = "Go-http-client/1.1"
-
-// newHookClient returns the hook's HTTP client. Per call, the whole call
-// (waiting for a connection, dialling, TLS, writing and reading) is bounded
-// by the request's deadline; redirects are never followed (Do does not);
-// answers are read up to maxAnswer; a request is sent again only when it was
-// never written (retryNothingWritten), so a hook never sees a call twice.
-func newHookClient(timeout time.Duration) *fasthttp.Client {
-	return &fasthttp.Client{
-		Name:                defaultUserAgent,
-		MaxConnsPerHost:     hookMaxConnsPerHost,
-		MaxIdleConnDuration: hookMaxIdle,
-		// A burst beyond the pool waits for a connection rather than
-		// failing at once; the call's own deadline (shorter) still bounds it.
-		MaxConnWaitTimeout:        timeout,
-		MaxResponseBodySize:       maxAnswer,
-		MaxIdemponentCallAttempts: hookMaxAttempts,
-		RetryIfErr:                retryNothingWritten,
-		// Send the hook's path as configured (net/http did not clean it).
-		DisablePathNormalizing: true,
-		DialTimeout:            dialChecked,
+func headerValueOrNil(v string) []string {
+	if v == "" {
+		return nil
 	}
+	return []string{v}
 }
-
-// retryNothingWritten is the client's only retry: over a pooled connection
-// found closed by the server before a byte of the request was written. Any
-// other failure, for a POST or a GET, is final (fasthttp retries idempotent
-// requests by default; a hook call carries a nonce count and must not be
-// sent twice).
-func retryNothingWritten(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
-	return false, errors.Is(err, errStaleConn)
-}
-
-// applicationJSON is the value of the Content-Type and Accept headers.
-const applicationJSON = "application/json"
 
 // Payload is the body sent to the hook (field names are the contract).
 type Payload struct {
@@ -299,83 +252,82 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 		method = "POST"
 		p.Headers = req.Headers
 	}
-	u, err := url.Parse(hook.URL)
-	if err != nil {
-		return w.connectionFailure(ctx, req, hook.URL, err), nil
-	}
 
-	hreq := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(hreq)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-	var signed []byte
+	var (
+		httpReq *http.Request
+		err     error
+		signed  []byte
+	)
 	if method == "GET" {
+		u, perr := url.Parse(hook.URL)
+		if perr != nil {
+			return w.connectionFailure(ctx, req, hook.URL, perr), nil
+		}
 		q := u.Query()
 		for k, v := range p.query() {
 			q[k] = v
 		}
 		u.RawQuery = q.Encode()
-		hreq.SetRequestURI(u.String())
-		hreq.Header.SetMethod(fasthttp.MethodGet)
+		httpReq, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		signed = getSignedBody
 	} else {
-		hreq.SetRequestURI(hook.URL)
-		hreq.Header.SetMethod(fasthttp.MethodPost)
-		body := bodyBufs.Get().(*[]byte)
-		*body = p.appendJSON((*body)[:0])
-		hreq.SetBody(*body) // copied into the request's pooled buffer
-		putBodyBuf(body)
-		signed = hreq.Body() // the bytes sent
+		// Not pooled: the transport may read the body again (GetBody) to
+		// retry on a kept-alive connection the server had closed.
+		body := p.appendJSON(make([]byte, 0, 1024))
+		httpReq, err = http.NewRequestWithContext(ctx, http.MethodPost, hook.URL, bytes.NewReader(body))
+		signed = body
 	}
-	hreq.Header.SetContentType(applicationJSON)
-	hreq.Header.Set("Accept", applicationJSON)
+	if err != nil {
+		return w.connectionFailure(ctx, req, hook.URL, err), nil
+	}
+	// Canonical names set directly, with shared read-only values: Set would
+	// canonicalise and allocate each of them on every call.
+	h := httpReq.Header
+	h["Content-Type"] = applicationJSON
+	h["Accept"] = applicationJSON
 	if hook.Username != "" && hook.Password != "" {
-		hreq.Header.Set("Authorization", basicAuth(hook.Username, hook.Password))
+		httpReq.SetBasicAuth(hook.Username, hook.Password)
 	}
 	if req.Account.WebhookSecret != "" {
-		hreq.Header.Set("Jambonz-Signature", Sign(req.Account.WebhookSecret, w.now(), signed))
+		h["Jambonz-Signature"] = []string{Sign(req.Account.WebhookSecret, w.now(), signed)}
 	}
-	if w.userAgent != "" {
-		hreq.Header.SetUserAgent(w.userAgent)
+	if w.userAgent != nil {
+		h["User-Agent"] = w.userAgent
 	}
 
 	start := time.Now()
-	deadline := start.Add(w.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err = ctx.Err(); err == nil {
-		err = w.client.DoDeadline(hreq, resp, deadline)
-	}
-	status := 0
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		// The header was read: the status is known, the answer is not kept.
-		status = resp.StatusCode()
-	case err != nil:
+	resp, err := w.client.Do(httpReq)
+	if err != nil {
 		w.observe(start, 0)
-		return w.connectionFailure(ctx, req, hook.URL, &url.Error{Op: opName(method), URL: hook.URL, Err: err}), nil
-	default:
-		status = resp.StatusCode()
+		return w.connectionFailure(ctx, req, hook.URL, err), nil
 	}
-	w.observe(start, status)
-	if status != fasthttp.StatusOK {
-		w.log.Info("webhook: non-200 answer", "url", redact(hook.URL), "status", status)
+	defer resp.Body.Close()
+	w.observe(start, resp.StatusCode)
+	buf := answerBufs.Get().(*bytes.Buffer)
+	defer putAnswerBuf(buf)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxAnswer+1))
+	raw := buf.Bytes() // read to the end: the connection is reused
+	if err != nil {
+		return w.connectionFailure(ctx, req, hook.URL, err), nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		w.log.Info("webhook: non-200 answer", "url", redact(hook.URL), "status", resp.StatusCode)
 		w.alerter.Alert(ctx, alerts.Alert{
 			Type:               alerts.WebhookFailure,
 			AccountSID:         req.Account.SID,
 			ServiceProviderSID: req.Account.ServiceProviderSID,
-			Message:            fmt.Sprintf("registration webhook %s answered %d", redact(hook.URL), status),
-			Detail:             strconv.Itoa(status),
+			Message:            fmt.Sprintf("registration webhook %s answered %d", redact(hook.URL), resp.StatusCode),
+			Detail:             strconv.Itoa(resp.StatusCode),
 		})
-		return registrar.Grant{Status: sipStatusFor(status)}, nil
+		return registrar.Grant{Status: sipStatusFor(resp.StatusCode)}, nil
 	}
-	if err != nil { // ErrBodyTooLarge
+	if len(raw) > maxAnswer {
 		w.log.Warn("webhook: answer too large", "url", redact(hook.URL), "limit", maxAnswer)
 		return registrar.Grant{Status: 503}, nil
 	}
 	var ans Answer
-	if err := json.Unmarshal(resp.Body(), &ans); err != nil {
+	if err := json.Unmarshal(raw, &ans); err != nil {
 		w.log.Warn("webhook: answer is not the expected JSON", "url", redact(hook.URL), "err", err)
 		return registrar.Grant{Status: 503}, nil
 	}
@@ -395,20 +347,6 @@ func (w *Webhook) Authenticate(ctx context.Context, req registrar.AuthRequest) (
 		AllowUserMismatch:       ans.AllowUsernameMismatch,
 	}
 	return g, nil
-}
-
-// opName is how net/http named a failed call in its errors ("Post",
-// "Get"); the log line and alert keep that form.
-func opName(method string) string {
-	if method == "GET" {
-		return "Get"
-	}
-	return "Post"
-}
-
-// basicAuth is the Authorization value for user and password (RFC 7617).
-func basicAuth(user, password string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
 func (w *Webhook) observe(start time.Time, status int) {
