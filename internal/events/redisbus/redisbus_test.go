@@ -32,7 +32,7 @@ func TestClaimExpiredOnceAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(1_800_000_000_000)
 	const expired, live = 300, 20
-	setup := redisbus.New(rdb, "c1")
+	setup := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c1")
 	var keep []events.Keep
 	for i := range expired + live {
 		aor := "u" + strconv.Itoa(i) + "@x.org"
@@ -50,7 +50,7 @@ func TestClaimExpiredOnceAcrossInstances(t *testing.T) {
 	seen := map[string]int{}
 	var wg sync.WaitGroup
 	for range 4 {
-		b := redisbus.New(rdb, "c1")
+		b := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c1")
 		wg.Go(func() {
 			for {
 				claimed, _, err := b.ClaimExpired(ctx, now, 7)
@@ -91,12 +91,12 @@ func TestPublishReachesSubscribers(t *testing.T) {
 	rdb := client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b := redisbus.New(rdb, "c2")
+	b := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c2")
 	sub, err := b.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := redisbus.New(rdb, "other").Subscribe(ctx)
+	other, err := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "other").Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
