@@ -325,14 +325,39 @@ func (c *Client) Dedicated(fn func(rueidis.DedicatedClient) error) error {
 	return rc.Dedicated(fn)
 }
 
-// Dedicate implements rueidis.Client (not gated, as Dedicated). While the
-// client cannot be made it panics: nothing in the service calls it.
+// Dedicate implements rueidis.Client (not gated, as Dedicated). While
+// the client cannot be made, the dedicated client fails every call.
 func (c *Client) Dedicate() (rueidis.DedicatedClient, func()) {
 	rc, err := c.gate(context.Background())
 	if err != nil {
-		panic(fmt.Sprintf("redisconn: Dedicate without a client: %v", err))
+		return failing{err}, func() {}
 	}
 	return rc.Dedicate()
+}
+
+// failing is a dedicated client whose calls fail with err.
+type failing struct{ err error }
+
+func (f failing) B() rueidis.Builder { return builder() }
+func (f failing) Do(context.Context, rueidis.Completed) rueidis.RedisResult {
+	return rueidis.NewErrorResult(f.err)
+}
+func (f failing) DoMulti(_ context.Context, multi ...rueidis.Completed) []rueidis.RedisResult {
+	return errorResults(f.err, len(multi))
+}
+func (f failing) Receive(context.Context, rueidis.Completed, func(rueidis.PubSubMessage)) error {
+	return f.err
+}
+func (f failing) Close()                                                       {}
+func (f failing) SetPubSubHooks(rueidis.PubSubHooks) <-chan error              { return f.closed() }
+func (f failing) SetOnInvalidations(func([]rueidis.RedisMessage)) <-chan error { return f.closed() }
+
+// closed is a channel holding err, closed: no hook will be called.
+func (f failing) closed() <-chan error {
+	ch := make(chan error, 1)
+	ch <- f.err
+	close(ch)
+	return ch
 }
 
 // Nodes implements rueidis.Client.
