@@ -38,7 +38,7 @@ func Open(c config.Redis, probeEvery time.Duration, log *slog.Logger) (*Client, 
 	if err != nil {
 		return nil, nil, err
 	}
-	cl := &Client{opt: opt, log: log}
+	cl := &Client{opt: opt}
 	cl.b = breaker.New("redis", cl.probe, breaker.Options{
 		Interval: probeEvery,
 		Timeout:  c.DialTimeout + c.Timeout,
@@ -138,7 +138,6 @@ func options(c config.Redis) (rueidis.ClientOption, error) {
 // at start-up.
 type Client struct {
 	opt rueidis.ClientOption
-	log *slog.Logger
 	b   *breaker.Breaker
 
 	// cur is the rueidis client once made; mu serialises making it.
@@ -148,9 +147,6 @@ type Client struct {
 }
 
 var _ rueidis.Client = (*Client)(nil)
-
-// Breaker is the breaker the client's calls go through.
-func (c *Client) Breaker() *breaker.Breaker { return c.b }
 
 // client returns the rueidis client, making it when there is none yet.
 func (c *Client) client() (rueidis.Client, error) {
