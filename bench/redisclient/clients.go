@@ -17,7 +17,6 @@ import (
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
-	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/redisstore"
 )
 
@@ -46,7 +45,7 @@ func clients() []client {
 		}}
 	}
 	return []client{
-		{name: "goredis", what: "go-redis v9 through internal/redisconn.Open (breaker hook, pool of 10 per core, no retries)", open: openGoRedis},
+		{name: "goredis", what: "go-redis v9 as the service used it before rueidis (breaker hook, pool of 10 per core, no retries)", open: openGoRedis},
 		ru("rueidis", "rueidis defaults (auto-pipelining, 2 connections at GOMAXPROCS=2), cache and retries off", nil),
 		ru("rueidis-1conn", "as rueidis, PipelineMultiplex -1: every command on one connection", func(o *rueidis.ClientOption) { o.PipelineMultiplex = -1 }),
 		ru("rueidis-flush20us", "as rueidis, MaxFlushDelay 20µs (fewer, larger writes)", func(o *rueidis.ClientOption) { o.MaxFlushDelay = 20 * time.Microsecond }),
@@ -66,10 +65,7 @@ type goRedis struct {
 
 func openGoRedis(cfg config.Redis) (registerer, error) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	rdb, b, err := redisconn.Open(cfg, 250*time.Millisecond, log)
-	if err != nil {
-		return nil, err
-	}
+	rdb, b := openGoRedisClient(cfg, 250*time.Millisecond, log)
 	ctx, stop := context.WithCancel(context.Background())
 	go b.Run(ctx)
 	return &goRedis{rdb: rdb, bind: redis.NewScript(bindScript), stop: stop}, nil

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,10 +21,10 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/directory/mysqldir"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/regbot"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/sipfront/native"
@@ -87,8 +88,23 @@ func run(n, batch int, sleep time.Duration, sippBin, scenario string) error {
 		return err
 	}
 	defer db.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("TEST_REDIS_ADDR")})
+	redisHost, redisPort, err := net.SplitHostPort(os.Getenv("TEST_REDIS_ADDR"))
+	if err != nil {
+		return fmt.Errorf("TEST_REDIS_ADDR: %w", err)
+	}
+	redisPortN, err := strconv.Atoi(redisPort)
+	if err != nil {
+		return fmt.Errorf("TEST_REDIS_ADDR: %w", err)
+	}
+	// The service's client (internal/redisconn), without its probe: the
+	// bench ends at the first failure anyway.
+	rdb, _, err := redisconn.Open(config.Redis{Host: redisHost, Port: redisPortN, DialTimeout: time.Second, Timeout: time.Second},
+		time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
 	defer rdb.Close()
+	kv := redisstore.NewKV(rdb)
 
 	const carrierIP, carrierPort = "127.0.0.45", "16445"
 	uas := exec.Command(sippBin, "-sf", scenario, "-i", carrierIP, "-p", carrierPort, "-t", "u1", "-nostdin",
@@ -133,14 +149,14 @@ func run(n, batch int, sleep time.Duration, sippBin, scenario string) error {
 		return err
 	}
 	cc := &counting{next: client}
-	rdb.Del(ctx, "bench:regbot-token")
+	_, _ = kv.Del(ctx, "bench:regbot-token")
 
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	goBefore := runtime.NumGoroutine()
 
-	rb := regbot.New(regbot.Deps{Store: redisstore.NewKV(rdb), Carriers: mysqldir.NewCarriers(db, db), Client: cc, Log: log},
+	rb := regbot.New(regbot.Deps{Store: kv, Carriers: mysqldir.NewCarriers(db, db), Client: cc, Log: log},
 		regbot.Options{Regbot: config.Regbot{DefaultExpires: 3600, MinExpires: 30, FailureRetryInterval: 5 * time.Second,
 			FailureThreshold: 3, BatchSize: batch, BatchSleep: sleep, UserAgent: "bench", StatusInterval: time.Hour},
 			ClusterID: "bench", UnregisterTimeout: 30 * time.Second})

@@ -159,7 +159,7 @@ func redisState(ctx context.Context, b *backend, cfg *config.Config, m *metrics.
 		return err
 	}
 	b.closers = append(b.closers, func() { rdb.Close() })
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	if err := rdb.Ping(ctx); err != nil {
 		// Not fatal: REGISTERs are answered 503 until Redis is back (the
 		// failed ping opened the breaker; its probe closes it).
 		log.Warn("redis: not reachable at start-up", "err", err)
@@ -171,7 +171,7 @@ func redisState(ctx context.Context, b *backend, cfg *config.Config, m *metrics.
 	b.members = membership.New(rdb, cfg.ClusterID, cfg.ExpiresInterval, log)
 	b.events = redisbus.New(rdb, cfg.ClusterID)
 	b.startDelayMax = cfg.Regbot.StartDelayMax
-	b.checks["redis"] = breaker.Check(func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+	b.checks["redis"] = breaker.Check(rdb.Ping)
 	b.jobs = append(b.jobs, breaker.Run)
 	return nil
 }

@@ -38,7 +38,7 @@ func start(t *testing.T, cluster string) (string, *redis.Client) {
 	path := filepath.Join(t.TempDir(), "cli.sock")
 	srv := NewServer(path, quiet())
 	RegisterSettings(srv, NewSettings())
-	RegisterFeatureServers(srv, membership.New(rdb, cluster, time.Minute, quiet()))
+	RegisterFeatureServers(srv, membership.New(testenv.RueidisClient(t, testenv.Redis(t)), cluster, time.Minute, quiet()))
 	ln, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
 )
@@ -93,7 +93,7 @@ type Sets struct {
 
 // New returns the sets of cluster (JAMBONES_CLUSTER_ID) in Redis; members
 // not heard from within expires are removed by Sweep.
-func New(rdb redis.UniversalClient, cluster string, expires time.Duration, log *slog.Logger) *Sets {
+func New(rdb rueidis.Client, cluster string, expires time.Duration, log *slog.Logger) *Sets {
 	return newSets(redisSets{rdb}, cluster, expires, log)
 }
 

@@ -71,7 +71,7 @@ func backends(t *testing.T, cluster string, expires time.Duration, clock *time.T
 			}
 			clear()
 			t.Cleanup(clear)
-			return redisSets{rdb}, redisRaw{rdb}
+			return redisSets{testenv.RueidisClient(t, testenv.Redis(t))}, redisRaw{rdb}
 		},
 	}
 	for _, name := range []string{"embedded", "redis"} {
@@ -256,9 +256,7 @@ func TestSets_DrainRemovesOnlyThatIPsMembers(t *testing.T) {
 }
 
 func TestSets_RedisDownIsAnError(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
-	defer rdb.Close()
-	s := New(rdb, "x", time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(testenv.RueidisClient(t, "127.0.0.1:1"), "x", time.Minute, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	if _, err := s.Add(ctx, ActiveFS, "10.0.0.1:5060"); err == nil {
 		t.Error("Add: no error")

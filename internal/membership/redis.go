@@ -5,48 +5,52 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
+
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 )
 
 // redisSets is the Redis backend: transactions and Lua scripts, atomic
 // inside Redis whichever instance runs them.
-type redisSets struct{ rdb redis.UniversalClient }
+type redisSets struct{ rdb rueidis.Client }
 
 func (r redisSets) add(ctx context.Context, key, member string, nowMs int64) (int64, error) {
-	var card *redis.IntCmd
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SAdd(ctx, key, member)
-		p.HSet(ctx, lastSeenKey(key), member, nowMs)
-		card = p.SCard(ctx, key)
-		return nil
-	})
-	return card.Val(), err
+	c := r.rdb
+	res, err := redisconn.Tx(ctx, c,
+		c.B().Sadd().Key(key).Member(member).Build(),
+		c.B().Hset().Key(lastSeenKey(key)).FieldValue().FieldValue(member, strconv.FormatInt(nowMs, 10)).Build(),
+		c.B().Scard().Key(key).Build())
+	if err != nil {
+		return 0, err
+	}
+	return res[2].AsInt64()
 }
 
 func (r redisSets) remove(ctx context.Context, key, member string) (int64, error) {
-	var card *redis.IntCmd
-	_, err := r.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.SRem(ctx, key, member)
-		p.HDel(ctx, lastSeenKey(key), member)
-		card = p.SCard(ctx, key)
-		return nil
-	})
-	return card.Val(), err
+	c := r.rdb
+	res, err := redisconn.Tx(ctx, c,
+		c.B().Srem().Key(key).Member(member).Build(),
+		c.B().Hdel().Key(lastSeenKey(key)).Field(member).Build(),
+		c.B().Scard().Key(key).Build())
+	if err != nil {
+		return 0, err
+	}
+	return res[2].AsInt64()
 }
 
 func (r redisSets) members(ctx context.Context, key string) ([]string, error) {
-	m, err := r.rdb.SMembers(ctx, key).Result()
+	m, err := r.rdb.Do(ctx, r.rdb.B().Smembers().Key(key).Build()).AsStrSlice()
 	sort.Strings(m)
 	return m, err
 }
 
 func (r redisSets) isMember(ctx context.Context, key, member string) (bool, error) {
-	return r.rdb.SIsMember(ctx, key, member).Result()
+	return r.rdb.Do(ctx, r.rdb.B().Sismember().Key(key).Member(member).Build()).AsBool()
 }
 
 // drainScript adds ARGV[1] to the drain list KEYS[1] and removes its
 // `ip:port` members from active-fs (KEYS[2]) and their stamps (KEYS[3]).
-var drainScript = redis.NewScript(`
+var drainScript = rueidis.NewLuaScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 local prefix = ARGV[1] .. ':'
 local removed = {}
@@ -61,18 +65,18 @@ return removed
 `)
 
 func (r redisSets) drain(ctx context.Context, drainedKey, fsKey, ip string) ([]string, error) {
-	return drainScript.Run(ctx, r.rdb, []string{drainedKey, fsKey, lastSeenKey(fsKey)}, ip).StringSlice()
+	return drainScript.Exec(ctx, r.rdb, []string{drainedKey, fsKey, lastSeenKey(fsKey)}, []string{ip}).AsStrSlice()
 }
 
 func (r redisSets) undrain(ctx context.Context, drainedKey, ip string) (bool, error) {
-	n, err := r.rdb.SRem(ctx, drainedKey, ip).Result()
+	n, err := r.rdb.Do(ctx, r.rdb.B().Srem().Key(drainedKey).Member(ip).Build()).AsInt64()
 	return n > 0, err
 }
 
 // sweepScript removes the members of KEYS[1] whose last check-in
 // (KEYS[2][member]) is older than ARGV[1] - ARGV[2], stamps members
 // without a timestamp with ARGV[1], and drops timestamps without a member.
-var sweepScript = redis.NewScript(`
+var sweepScript = rueidis.NewLuaScript(`
 local now = tonumber(ARGV[1])
 local limit = now - tonumber(ARGV[2])
 local removed = {}
@@ -95,6 +99,6 @@ return removed
 `)
 
 func (r redisSets) sweep(ctx context.Context, key string, nowMs, expiresMs int64) ([]string, error) {
-	return sweepScript.Run(ctx, r.rdb, []string{key, lastSeenKey(key)},
-		strconv.FormatInt(nowMs, 10), strconv.FormatInt(expiresMs, 10)).StringSlice()
+	return sweepScript.Exec(ctx, r.rdb, []string{key, lastSeenKey(key)},
+		[]string{strconv.FormatInt(nowMs, 10), strconv.FormatInt(expiresMs, 10)}).AsStrSlice()
 }

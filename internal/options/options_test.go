@@ -55,7 +55,7 @@ func TestServeSIP_CheckInsUpdateSetsAndAnswerMembers(t *testing.T) {
 		cluster + ":active-fs:lastseen", cluster + ":active-rtp:lastseen", cluster + ":fs-service-url:lastseen"}
 	rdb.Del(ctx, keys...)
 	t.Cleanup(func() { rdb.Del(ctx, keys...) })
-	h := New(membership.New(rdb, cluster, time.Minute, quiet()), nil, quiet())
+	h := New(membership.New(testenv.RueidisClient(t, testenv.Redis(t)), cluster, time.Minute, quiet()), nil, quiet())
 
 	steps := []struct {
 		name        string
@@ -104,9 +104,7 @@ func TestServeSIP_CheckInsUpdateSetsAndAnswerMembers(t *testing.T) {
 }
 
 func TestServeSIP_RedisFailureAnswers503(t *testing.T) {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: time.Second})
-	defer rdb.Close()
-	h := New(membership.New(rdb, "x", time.Minute, quiet()), nil, quiet())
+	h := New(membership.New(testenv.RueidisClient(t, "127.0.0.1:1"), "x", time.Minute, quiet()), nil, quiet())
 	for _, hdr := range []string{"X-FS-Status: open", "X-FS-Status: closed", "X-RTP-Status: open"} {
 		w := &recorder{}
 		h.ServeSIP(context.Background(), w, options(t, "10.0.0.1:5060", hdr))

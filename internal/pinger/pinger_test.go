@@ -133,7 +133,7 @@ func TestPinger_BlacklistsDisablesAndLifts(t *testing.T) {
 	}
 
 	rec := &recorder{}
-	p := pinger.New(mysqldir.NewCarriers(db, db), redisstore.NewKV(rdb), client, rec, pinger.Options{
+	p := pinger.New(mysqldir.NewCarriers(db, db), redisstore.NewKV(testenv.RueidisClient(t, testenv.Redis(t))), client, rec, pinger.Options{
 		Every: time.Hour, TTL: 300 * time.Second, Remove: []int{404}, Timeout: time.Second,
 		FromHost: "127.0.0.1", UserAgent: "pinger-test",
 	}, log)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/breaker"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
@@ -24,14 +24,13 @@ func TestOutage(t *testing.T) {
 		err  error
 		want bool
 	}{
-		{redis.Nil, false},
-		{fmt.Errorf("wrapped: %w", redis.Nil), false},
-		{redis.ErrClosed, false},
+		{rueidis.Nil, false},
+		{fmt.Errorf("wrapped: %w", rueidis.Nil), false},
+		{rueidis.ErrClosing, false},
+		{ErrClosed, false},
 		{io.EOF, true},
 		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
-		{redis.ErrPoolTimeout, false},
-		{fmt.Errorf("wrapped: %w", redis.ErrPoolExhausted), false},
-		{errors.New("redis: all sentinels specified in configuration are unreachable"), true},
+		{fmt.Errorf("redis: connecting: %w", errors.New("no sentinel answered")), true},
 	} {
 		if got := Outage(tc.err); got != tc.want {
 			t.Errorf("Outage(%v) = %v, want %v", tc.err, got, tc.want)
@@ -39,8 +38,13 @@ func TestOutage(t *testing.T) {
 	}
 	// A server error reply is an answer.
 	rp := testenv.StartRedis(t, testenv.FreePort(t))
-	rdb := rp.Client()
-	err := rdb.Do(context.Background(), "NO-SUCH-COMMAND").Err()
+	rdb, _, err := Open(config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: time.Second},
+		time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	err = rdb.Do(context.Background(), rdb.B().Arbitrary("NO-SUCH-COMMAND").Build()).Error()
 	if err == nil || Outage(err) {
 		t.Errorf("server error reply %v classified as an outage", err)
 	}
@@ -61,33 +65,76 @@ func TestGate_FailsFastWhileDownAndRecovers(t *testing.T) {
 	go func() { b.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	if err := rdb.Get(ctx, "missing").Err(); !errors.Is(err, redis.Nil) {
-		t.Fatalf("GET of a missing key = %v, want redis.Nil untouched", err)
+	if err := rdb.Do(ctx, rdb.B().Get().Key("missing").Build()).Error(); !rueidis.IsRedisNil(err) {
+		t.Fatalf("GET of a missing key = %v, want the nil answer untouched", err)
 	}
 	if !b.Up() {
-		t.Fatal("redis.Nil opened the breaker")
+		t.Fatal("a nil answer opened the breaker")
 	}
 
 	rp.Stop()
-	if err := rdb.Set(ctx, "k", "v", 0).Err(); !errors.Is(err, breaker.ErrUnavailable) {
+	if err := rdb.Do(ctx, rdb.B().Set().Key("k").Value("v").Build()).Error(); !errors.Is(err, breaker.ErrUnavailable) {
 		t.Fatalf("first command with Redis down = %v, want ErrUnavailable", err)
 	}
-	// While down: pipelines and commands are refused before any dial.
-	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error { p.Set(ctx, "k", "v", 0); return nil })
-	if !errors.Is(err, breaker.ErrUnavailable) {
-		t.Fatalf("pipeline with Redis down = %v, want ErrUnavailable", err)
+	// While down: transactions, pipelines and commands are refused before any dial.
+	if _, err := Tx(ctx, rdb, rdb.B().Set().Key("k").Value("v").Build()); !errors.Is(err, breaker.ErrUnavailable) {
+		t.Fatalf("transaction with Redis down = %v, want ErrUnavailable", err)
+	}
+	for i, r := range rdb.DoMulti(ctx, rdb.B().Get().Key("k").Build(), rdb.B().Get().Key("k").Build()) {
+		if err := r.Error(); !errors.Is(err, breaker.ErrUnavailable) {
+			t.Fatalf("pipelined command %d with Redis down = %v, want ErrUnavailable", i, err)
+		}
 	}
 	var ue *breaker.UnavailableError
-	if err := rdb.Get(ctx, "k").Err(); !errors.As(err, &ue) || ue.Backend != "redis" {
+	if err := rdb.Do(ctx, rdb.B().Get().Key("k").Build()).Error(); !errors.As(err, &ue) || ue.Backend != "redis" {
 		t.Fatalf("GET with Redis down = %v", err)
+	}
+	if err := rdb.Receive(ctx, rdb.B().Subscribe().Channel("c").Build(), func(rueidis.PubSubMessage) {}); !errors.Is(err, breaker.ErrUnavailable) {
+		t.Fatalf("SUBSCRIBE with Redis down = %v, want ErrUnavailable", err)
 	}
 
 	rp.Start()
 	for !b.Up() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+	if err := rdb.Do(ctx, rdb.B().Set().Key("k").Value("v").Build()).Error(); err != nil {
 		t.Fatalf("SET after recovery = %v", err)
+	}
+	res, err := Tx(ctx, rdb, rdb.B().Incr().Key("n").Build(), rdb.B().Get().Key("k").Build())
+	if err != nil {
+		t.Fatalf("transaction after recovery = %v", err)
+	}
+	if n, _ := res[0].AsInt64(); n != 1 {
+		t.Errorf("INCR in the transaction = %d, want 1", n)
+	}
+	if v, _ := res[1].ToString(); v != "v" {
+		t.Errorf("GET in the transaction = %q, want v", v)
+	}
+}
+
+// Open does not fail when Redis is not there yet; the first command opens
+// the breaker and the probe closes it once Redis answers.
+func TestOpen_RedisDownAtStart(t *testing.T) {
+	port := testenv.FreePort(t)
+	rdb, b, err := Open(config.Redis{Host: "127.0.0.1", Port: port, DialTimeout: time.Second, Timeout: time.Second},
+		10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	if err := rdb.Ping(ctx); !errors.Is(err, breaker.ErrUnavailable) {
+		t.Fatalf("PING with no server = %v, want ErrUnavailable", err)
+	}
+	testenv.StartRedis(t, port)
+	for !b.Up() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := rdb.Ping(ctx); err != nil {
+		t.Fatalf("PING once the server runs = %v", err)
 	}
 }
 
@@ -95,38 +142,52 @@ func TestGate_FailsFastWhileDownAndRecovers(t *testing.T) {
 // whole, alone and pipelined.
 func TestLongValuesPastTheBuffers(t *testing.T) {
 	rp := testenv.StartRedis(t, testenv.FreePort(t))
-	rdb, _, err := Open(config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: 5 * time.Second},
-		time.Second, slog.New(slog.DiscardHandler))
+	c := config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: 5 * time.Second}
+	if o, err := options(c); err != nil || o.ReadBufferEachConn != connBuffer || o.WriteBufferEachConn != connBuffer {
+		t.Fatalf("buffers %d/%d (%v); want %d", o.ReadBufferEachConn, o.WriteBufferEachConn, err, connBuffer)
+	}
+	rdb, _, err := Open(c, time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	if o := rdb.(*redis.Client).Options(); o.ReadBufferSize != connBuffer || o.WriteBufferSize != connBuffer ||
-		o.PipelineReadBufferSize != connBuffer || o.PipelineWriteBufferSize != connBuffer {
-		t.Fatalf("buffers %d/%d, pipelines %d/%d; want %d", o.ReadBufferSize, o.WriteBufferSize,
-			o.PipelineReadBufferSize, o.PipelineWriteBufferSize, connBuffer)
-	}
 	ctx := context.Background()
 	long := strings.Repeat("0123456789abcdef", 10*connBuffer/16+7) // ten buffers and some
-	if err := rdb.Set(ctx, "long", long, 0).Err(); err != nil {
+	if err := rdb.Do(ctx, rdb.B().Set().Key("long").Value(long).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := rdb.Get(ctx, "long").Result(); err != nil || got != long {
+	if got, err := rdb.Do(ctx, rdb.B().Get().Key("long").Build()).ToString(); err != nil || got != long {
 		t.Fatalf("GET of %d bytes = %d bytes, %v", len(long), len(got), err)
 	}
-	var gets []*redis.StringCmd
-	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range 4 {
-			p.Set(ctx, fmt.Sprint("long", i), long, 0)
-			gets = append(gets, p.Get(ctx, fmt.Sprint("long", i)))
+	var cmds rueidis.Commands
+	for i := range 4 {
+		cmds = append(cmds, rdb.B().Set().Key(fmt.Sprint("long", i)).Value(long).Build(),
+			rdb.B().Get().Key(fmt.Sprint("long", i)).Build())
+	}
+	for i, r := range rdb.DoMulti(ctx, cmds...) {
+		if i%2 == 0 {
+			if err := r.Error(); err != nil {
+				t.Fatalf("pipelined SET %d: %v", i/2, err)
+			}
+			continue
 		}
-		return nil
-	}); err != nil {
+		if got, err := r.ToString(); err != nil || got != long {
+			t.Fatalf("pipelined GET %d: %d bytes, %v", i/2, len(got), err)
+		}
+	}
+}
+
+// The SENTINEL options carry the sentinels, the master set and the
+// sentinels' credentials; TLS applies to both.
+func TestOptions_Sentinel(t *testing.T) {
+	o, err := options(config.Redis{Sentinels: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, SentinelMasterName: "m",
+		SentinelUsername: "su", SentinelPassword: "sp", Username: "u", Password: "p", DialTimeout: time.Second, Timeout: 2 * time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for i, g := range gets {
-		if got, err := g.Result(); err != nil || got != long {
-			t.Fatalf("pipelined GET %d: %d bytes, %v", i, len(got), err)
-		}
+	if strings.Join(o.InitAddress, ",") != "10.0.0.1:26379,10.0.0.2:26379" || o.Sentinel.MasterSet != "m" ||
+		o.Sentinel.Username != "su" || o.Sentinel.Password != "sp" || o.Username != "u" || o.Password != "p" ||
+		o.Sentinel.Dialer.Timeout != time.Second || o.ConnWriteTimeout != 2*time.Second || !o.DisableRetry || !o.DisableCache {
+		t.Errorf("options = %+v", o)
 	}
 }

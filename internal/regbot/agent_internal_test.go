@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/credcrypt"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store/memstore"
@@ -88,9 +87,7 @@ func TestLeader_RenewAndReleaseOnlyWithOwnToken(t *testing.T) {
 		open func(t *testing.T) leaderStore
 	}{
 		{"redis", func(t *testing.T) leaderStore {
-			rdb := redis.NewClient(&redis.Options{Addr: testenv.Redis(t)})
-			t.Cleanup(func() { rdb.Close() })
-			return redisstore.NewKV(rdb)
+			return redisstore.NewKV(testenv.RueidisClient(t, testenv.Redis(t)))
 		}},
 		{"embedded", func(t *testing.T) leaderStore {
 			s, err := memstore.Open(memstore.Options{})

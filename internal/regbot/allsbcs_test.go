@@ -59,7 +59,7 @@ func TestRegbot_AllSBCCarrierRegisteredByEveryInstance(t *testing.T) {
 
 	start := func(h *harness) (*regbot.Regbot, func()) {
 		rb := regbot.New(regbot.Deps{
-			Store: redisstore.NewKV(h.rdb), Carriers: allSBCCarriers{h.carriers, map[string]bool{a.sid: true}},
+			Store: redisstore.NewKV(h.rc), Carriers: allSBCCarriers{h.carriers, map[string]bool{a.sid: true}},
 			Client: h.client, PublicAddress: h.front.PublicAddress, Log: h.log,
 		}, testOptions(cluster))
 		return rb, run(t, rb)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/alerts"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
@@ -29,8 +30,10 @@ import (
 
 // harness holds the real components a regbot test runs against.
 type harness struct {
-	db       *sql.DB
-	rdb      *redis.Client
+	db  *sql.DB
+	rdb *redis.Client
+	// rc is the service's kind of client, for the stores under test.
+	rc       rueidis.Client
 	carriers *mysqldir.Carriers
 	front    *native.Front
 	client   *native.Client
@@ -74,7 +77,7 @@ func newHarness(t *testing.T, sipPort int) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{db: db, rdb: rdb, carriers: mysqldir.NewCarriers(db, db), front: front, client: client, alerts: &recorder{}, cipher: cipher, log: log}
+	return &harness{db: db, rdb: rdb, rc: testenv.RueidisClient(t, rdb.Options().Addr), carriers: mysqldir.NewCarriers(db, db), front: front, client: client, alerts: &recorder{}, cipher: cipher, log: log}
 }
 
 // testWriter sends logs to t.Log so they show only for failing tests.

@@ -36,7 +36,7 @@ func (h *harness) regbot(cluster string, opts ...func(*regbot.Options)) *regbot.
 		f(&o)
 	}
 	deps := regbot.Deps{
-		Store: redisstore.NewKV(h.rdb), Carriers: h.carriers, Client: h.client, Alerter: h.alerts,
+		Store: redisstore.NewKV(h.rc), Carriers: h.carriers, Client: h.client, Alerter: h.alerts,
 		PublicAddress: h.front.PublicAddress, Log: h.log, Cipher: h.cipher,
 	}
 	if h.resolver != nil {

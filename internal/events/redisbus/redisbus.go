@@ -10,9 +10,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 )
@@ -29,13 +30,18 @@ func BindingKey(cluster, aor string) string { return Channel(cluster) + ":bindin
 
 // Backend implements events.Backend on Redis.
 type Backend struct {
-	rdb     redis.UniversalClient
+	rdb     rueidis.Client
 	cluster string
+	// resubscribe is the wait before subscribing again after the
+	// subscription's connection failed.
+	resubscribe time.Duration
 }
 
-// New returns the backend of cluster (JAMBONES_CLUSTER_ID) on rdb.
-func New(rdb redis.UniversalClient, cluster string) *Backend {
-	return &Backend{rdb: rdb, cluster: cluster}
+// New returns the backend of cluster (JAMBONES_CLUSTER_ID) on rdb
+// (internal/redisconn's client: behind the breaker, Receive on a
+// connection of its own).
+func New(rdb rueidis.Client, cluster string) *Backend {
+	return &Backend{rdb: rdb, cluster: cluster, resubscribe: 250 * time.Millisecond}
 }
 
 // Channel implements events.InlineKeys: the store then carries the events
@@ -50,58 +56,83 @@ func (b *Backend) Deliver(ctx context.Context, publish [][]byte, keep []events.K
 	if len(publish) == 0 && len(keep) == 0 {
 		return nil
 	}
+	c := b.rdb
 	ch := Channel(b.cluster)
-	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, k := range keep {
-			p.Set(ctx, BindingKey(b.cluster, k.AoR), k.Value, k.TTL)
+	cmds := make(rueidis.Commands, 0, len(keep)+len(publish))
+	for _, k := range keep {
+		key, value := BindingKey(b.cluster, k.AoR), rueidis.BinaryString(k.Value)
+		if k.TTL > 0 {
+			cmds = append(cmds, c.B().Set().Key(key).Value(value).PxMilliseconds(k.TTL.Milliseconds()).Build())
+		} else {
+			cmds = append(cmds, c.B().Set().Key(key).Value(value).Build())
 		}
-		for _, raw := range publish {
-			p.Publish(ctx, ch, raw)
+	}
+	for _, raw := range publish {
+		cmds = append(cmds, c.B().Publish().Channel(ch).Message(rueidis.BinaryString(raw)).Build())
+	}
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redisbus: deliver: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("redisbus: deliver: %w", err)
 	}
 	return nil
 }
 
-// Subscribe implements events.Backend. While Redis is unreachable the
-// subscription reconnects by itself (go-redis); events of that time are lost.
+// Subscribe implements events.Backend. The first subscription is made
+// before it returns (its failure is the error). When the subscription's
+// connection fails later (Redis restarted, unreachable), it subscribes
+// again until it succeeds; events of that time are lost.
 func (b *Backend) Subscribe(ctx context.Context) (<-chan []byte, error) {
-	sub := b.rdb.Subscribe(ctx, Channel(b.cluster))
-	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
-		sub.Close()
-		return nil, fmt.Errorf("redisbus: subscribe: %w", err)
-	}
 	out := make(chan []byte, 1024)
+	first := make(chan error, 1)
 	go func() {
 		defer close(out)
-		defer sub.Close()
-		msgs := sub.Channel()
+		var confirmed atomic.Bool // set by the client's reader
 		for {
+			err := b.receive(ctx, out, func() {
+				if confirmed.CompareAndSwap(false, true) {
+					first <- nil
+				}
+			})
+			if !confirmed.Load() {
+				first <- fmt.Errorf("redisbus: subscribe: %w", err)
+				return
+			}
 			select {
 			case <-ctx.Done():
 				return
-			case m, ok := <-msgs:
-				if !ok {
-					return
-				}
-				select {
-				case out <- []byte(m.Payload):
-				case <-ctx.Done():
-					return
-				}
+			case <-time.After(b.resubscribe):
 			}
 		}
 	}()
+	if err := <-first; err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// receive subscribes to the channel and copies its messages to out until
+// ctx ends or the connection fails; subscribed is called when Redis
+// confirms the subscription.
+func (b *Backend) receive(ctx context.Context, out chan<- []byte, subscribed func()) error {
+	hook := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
+		if s.Kind == "subscribe" {
+			subscribed()
+		}
+	})
+	c := b.rdb
+	return c.Receive(hook, c.B().Subscribe().Channel(Channel(b.cluster)).Build(), func(m rueidis.PubSubMessage) {
+		select {
+		case out <- []byte(m.Message):
+		case <-ctx.Done():
+		}
+	})
 }
 
 // claimExpired removes the expired members of active-user (at most
 // ARGV[2]) and returns them with their scores, and the remaining count.
 // Redis runs a script atomically: two instances never claim one member.
-var claimExpired = redis.NewScript(`
+var claimExpired = rueidis.NewLuaScript(`
 local m = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "WITHSCORES", "LIMIT", 0, tonumber(ARGV[2]))
 local members = {}
 for i = 1, #m, 2 do members[#members + 1] = m[i] end
@@ -110,20 +141,20 @@ return {m, redis.call("ZCARD", KEYS[1])}`)
 
 // ClaimExpired implements events.Backend.
 func (b *Backend) ClaimExpired(ctx context.Context, now time.Time, limit int) ([]events.Claimed, int, error) {
-	res, err := claimExpired.Run(ctx, b.rdb, []string{activeUsers}, now.UnixMilli(), limit).Slice()
+	res, err := claimExpired.Exec(ctx, b.rdb, []string{activeUsers},
+		[]string{strconv.FormatInt(now.UnixMilli(), 10), strconv.Itoa(limit)}).ToArray()
 	if err != nil {
 		return nil, 0, fmt.Errorf("redisbus: claiming expired bindings: %w", err)
 	}
 	if len(res) != 2 {
-		return nil, 0, fmt.Errorf("redisbus: claiming expired bindings: unexpected answer %v", res)
+		return nil, 0, fmt.Errorf("redisbus: claiming expired bindings: unexpected answer of %d elements", len(res))
 	}
-	pairs, _ := res[0].([]any)
-	remaining, _ := res[1].(int64)
+	pairs, _ := res[0].AsStrSlice()
+	remaining, _ := res[1].AsInt64()
 	var out []events.Claimed
 	var keys []string
 	for i := 0; i+1 < len(pairs); i += 2 {
-		member, _ := pairs[i].(string)
-		score, _ := pairs[i+1].(string)
+		member, score := pairs[i], pairs[i+1]
 		ms, _ := strconv.ParseFloat(score, 64)
 		aor := strings.TrimPrefix(member, "user:")
 		out = append(out, events.Claimed{AoR: aor, Expiry: int64(ms)})
@@ -133,14 +164,17 @@ func (b *Backend) ClaimExpired(ctx context.Context, now time.Time, limit int) ([
 		return nil, int(remaining), nil
 	}
 	// The records are read by the claimer only; they expire by themselves.
-	vals, err := b.rdb.MGet(ctx, keys...).Result()
+	vals, err := b.rdb.Do(ctx, b.rdb.B().Mget().Key(keys...).Build()).ToArray()
 	if err != nil {
 		// The expiries are claimed: report them without details.
 		return out, int(remaining), nil
 	}
-	for i, v := range vals {
-		if s, ok := v.(string); ok {
-			out[i].Value = []byte(s)
+	for i := range vals {
+		if i >= len(out) {
+			break
+		}
+		if v, err := vals[i].AsBytes(); err == nil {
+			out[i].Value = v
 		}
 	}
 	return out, int(remaining), nil

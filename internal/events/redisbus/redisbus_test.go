@@ -2,6 +2,7 @@ package redisbus_test
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -9,8 +10,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/config"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events/redisbus"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
 )
 
@@ -32,7 +35,7 @@ func TestClaimExpiredOnceAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	now := time.UnixMilli(1_800_000_000_000)
 	const expired, live = 300, 20
-	setup := redisbus.New(rdb, "c1")
+	setup := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c1")
 	var keep []events.Keep
 	for i := range expired + live {
 		aor := "u" + strconv.Itoa(i) + "@x.org"
@@ -50,7 +53,7 @@ func TestClaimExpiredOnceAcrossInstances(t *testing.T) {
 	seen := map[string]int{}
 	var wg sync.WaitGroup
 	for range 4 {
-		b := redisbus.New(rdb, "c1")
+		b := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c1")
 		wg.Go(func() {
 			for {
 				claimed, _, err := b.ClaimExpired(ctx, now, 7)
@@ -91,12 +94,12 @@ func TestPublishReachesSubscribers(t *testing.T) {
 	rdb := client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b := redisbus.New(rdb, "c2")
+	b := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "c2")
 	sub, err := b.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := redisbus.New(rdb, "other").Subscribe(ctx)
+	other, err := redisbus.New(testenv.RueidisClient(t, rdb.Options().Addr), "other").Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,5 +116,54 @@ func TestPublishReachesSubscribers(t *testing.T) {
 	}
 	if n, _ := rdb.PubSubNumSub(ctx, redisbus.Channel("c2")).Result(); n[redisbus.Channel("c2")] != 1 {
 		t.Fatalf("subscribers of %s: %v", redisbus.Channel("c2"), n)
+	}
+}
+
+// The subscription survives a restart of Redis: it subscribes again once
+// the server is back (through the service's client and its breaker), and
+// the events published then arrive.
+func TestSubscribeAgainAfterRedisRestart(t *testing.T) {
+	rp := testenv.StartRedis(t, testenv.FreePort(t))
+	rc, br, err := redisconn.Open(config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: time.Second},
+		10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go br.Run(ctx)
+	b := redisbus.New(rc, "c3")
+	sub, err := b.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribers := func() int64 {
+		n, _ := rp.Client().PubSubNumSub(ctx, redisbus.Channel("c3")).Result()
+		return n[redisbus.Channel("c3")]
+	}
+	if n := subscribers(); n != 1 {
+		t.Fatalf("subscribers before the restart: %d", n)
+	}
+	rp.Stop()
+	rp.Start()
+	deadline := time.Now().Add(30 * time.Second)
+	for subscribers() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("not subscribed again within 30 s of the restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for !br.Up() { // the breaker closes with the probe
+		if time.Now().After(deadline) {
+			t.Fatal("breaker still open 30 s after the restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := b.Deliver(ctx, [][]byte{[]byte(`{"type":"register"}`)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(<-sub); got != `{"type":"register"}` {
+		t.Fatalf("received %s", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/testenv"
@@ -25,7 +26,12 @@ func BenchmarkCountRealm(b *testing.B) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: 3})
 	b.Cleanup(func() { rdb.FlushDB(ctx); rdb.Close() })
-	s := New(rdb)
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, SelectDB: 3, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(rc.Close)
+	s := New(rc)
 	for _, n := range []int{1_000, 10_000, 100_000} {
 		if err := rdb.FlushDB(ctx).Err(); err != nil {
 			b.Fatal(err)

@@ -10,43 +10,60 @@ package redisstore
 
 import (
 	"context"
-	"errors"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
+	"github.com/jambonz-go/sbc-sip-sidecar/internal/redisconn"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/store"
 )
 
 // Store is the Redis registration store.
 type Store struct {
-	rdb redis.UniversalClient
+	rdb rueidis.Client
 	now func() time.Time
 }
 
 var _ store.Registrations = (*Store)(nil)
 
-// New returns a store on rdb.
-func New(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, now: time.Now} }
+// New returns a store on rdb (internal/redisconn's client: behind the
+// breaker).
+func New(rdb rueidis.Client) *Store { return &Store{rdb: rdb, now: time.Now} }
 
 // Binding implements registrar.Store.
 func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, error) {
-	raw, err := s.rdb.Get(ctx, store.UserKey(aor)).Result()
-	if errors.Is(err, redis.Nil) {
+	key := store.UserKey(aor)
+	raw, err := s.rdb.Do(ctx, s.rdb.B().Get().Key(key).Build()).ToString()
+	if rueidis.IsRedisNil(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: get %s: %w", store.UserKey(aor), err)
+		return nil, fmt.Errorf("redisstore: get %s: %w", key, err)
 	}
 	b, err := store.DecodeBinding(raw)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", store.UserKey(aor), err)
+		return nil, fmt.Errorf("redisstore: %s holds invalid JSON: %w", key, err)
 	}
 	return &b, nil
+}
+
+// script is a Lua script: EVALSHA, then EVAL when Redis does not know it
+// (NOSCRIPT: after a restart).
+type script struct {
+	lua *rueidis.Lua
+	src string
+	sha string
+}
+
+func newScript(src string) script {
+	sum := sha1.Sum([]byte(src))
+	return script{lua: rueidis.NewLuaScript(src), src: src, sha: hex.EncodeToString(sum[:])}
 }
 
 // bind writes a binding in one round trip and one atomic step: the
@@ -56,7 +73,7 @@ func (s *Store) Binding(ctx context.Context, aor string) (*registrar.Binding, er
 // gone must not leave a set behind forever). A script rather than
 // MULTI/EXEC: the same writes without the two framing commands.
 // ARGV: payload, ttl in ms (0: no expiry), expiry in ms, member.
-var bind = redis.NewScript(BindSource)
+var bind = newScript(BindSource)
 
 // BindSource is the Lua source of the binding write (KEYS: user:<aor>,
 // active-user, the realm index; ARGV as bind's). Exported for
@@ -73,13 +90,20 @@ local top = redis.call("ZRANGE", KEYS[3], -1, -1, "WITHSCORES")
 redis.call("PEXPIREAT", KEYS[3], top[2])
 return 1`
 
+// bindArgs are bind's keys and arguments.
+func bindArgs(aor string, b *registrar.Binding, ttl time.Duration) (keys, args []string) {
+	key := store.UserKey(aor)
+	keys = []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
+	args = []string{rueidis.BinaryString(store.EncodeBinding(b)), strconv.FormatInt(max(ttl.Milliseconds(), 0), 10),
+		strconv.FormatInt(b.ExpiryTime, 10), key}
+	return keys, args
+}
+
 // Bind implements registrar.Store.
 func (s *Store) Bind(ctx context.Context, aor string, b registrar.Binding, ttl time.Duration) error {
-	payload := store.EncodeBinding(&b)
-	key := store.UserKey(aor)
-	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
-	if err := bind.Run(ctx, s.rdb, keys, payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key).Err(); err != nil {
-		return fmt.Errorf("redisstore: bind %s: %w", key, err)
+	keys, args := bindArgs(aor, &b, ttl)
+	if err := bind.lua.Exec(ctx, s.rdb, keys, args).Error(); err != nil {
+		return fmt.Errorf("redisstore: bind %s: %w", keys[0], err)
 	}
 	return nil
 }
@@ -93,12 +117,9 @@ func (s *Store) BindWith(ctx context.Context, aor string, b registrar.Binding, t
 	if ev == nil {
 		return s.Bind(ctx, aor, b, ttl)
 	}
-	payload := store.EncodeBinding(&b)
-	key := store.UserKey(aor)
-	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
-	args := []any{payload, max(ttl.Milliseconds(), 0), b.ExpiryTime, key}
+	keys, args := bindArgs(aor, &b, ttl)
 	if err := s.withEvent(ctx, bind, keys, args, ev); err != nil {
-		return fmt.Errorf("redisstore: bind %s: %w", key, err)
+		return fmt.Errorf("redisstore: bind %s: %w", keys[0], err)
 	}
 	return nil
 }
@@ -110,91 +131,119 @@ func (s *Store) UnbindWith(ctx context.Context, aor string, ev *events.Inline) e
 	}
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
-	if err := s.withEvent(ctx, unbind, keys, []any{key}, ev); err != nil {
+	if err := s.withEvent(ctx, unbind, keys, []string{key}, ev); err != nil {
 		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
 	}
 	return nil
 }
 
-// withEvent pipelines EVALSHA of script with ev's commands. It returns the
+// withEvent pipelines EVALSHA of sc with ev's commands. It returns the
 // script's error and leaves the event's in ev.Err. When Redis does not know
 // the script yet (NOSCRIPT: after a restart), the event's commands have
 // gone and the script is sent once more with EVAL, a second round trip.
-func (s *Store) withEvent(ctx context.Context, script *redis.Script, keys []string, args []any, ev *events.Inline) error {
-	var run *redis.Cmd
-	var cmds []redis.Cmder
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		run = script.EvalSha(ctx, p, keys, args...)
-		if ev.KeepKey != "" {
-			cmds = append(cmds, p.Set(ctx, ev.KeepKey, ev.Keep, ev.KeepTTL))
-		}
-		if ev.Publish != nil {
-			cmds = append(cmds, p.Publish(ctx, ev.Channel, ev.Publish))
-		}
-		return nil
-	})
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
+func (s *Store) withEvent(ctx context.Context, sc script, keys, args []string, ev *events.Inline) error {
+	c := s.rdb
+	cmds := make(rueidis.Commands, 0, 3)
+	cmds = append(cmds, c.B().Evalsha().Sha1(sc.sha).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build())
+	if ev.KeepKey != "" {
+		cmds = append(cmds, setCmd(c, ev.KeepKey, rueidis.BinaryString(ev.Keep), ev.KeepTTL))
+	}
+	if ev.Publish != nil {
+		cmds = append(cmds, c.B().Publish().Channel(ev.Channel).Message(rueidis.BinaryString(ev.Publish)).Build())
+	}
+	res := c.DoMulti(ctx, cmds...)
+	for _, r := range res[1:] {
+		if err := r.Error(); err != nil {
 			ev.Err = err
 			break
 		}
 	}
-	err := run.Err()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		err = script.Eval(ctx, s.rdb, keys, args...).Err()
+	err := res[0].Error()
+	if e, ok := rueidis.IsRedisErr(err); ok && e.IsNoScript() {
+		err = c.Do(ctx, c.B().Eval().Script(sc.src).Numkeys(int64(len(keys))).Key(keys...).Arg(args...).Build()).Error()
 	}
 	return err
+}
+
+// setCmd is SET key value, with PX ttl when ttl > 0 (go-redis' Set, which
+// the service used before: no expiry for 0).
+func setCmd(c rueidis.Client, key, value string, ttl time.Duration) rueidis.Completed {
+	if ttl > 0 {
+		return c.B().Set().Key(key).Value(value).PxMilliseconds(ttl.Milliseconds()).Build()
+	}
+	return c.B().Set().Key(key).Value(value).Build()
+}
+
+// setNXCmd is SET key value NX, with PX ttl when ttl > 0. Its answer is OK
+// when it set the key, nil when the key existed.
+func setNXCmd(c rueidis.Client, key, value string, ttl time.Duration) rueidis.Completed {
+	if ttl > 0 {
+		return c.B().Set().Key(key).Value(value).Nx().PxMilliseconds(ttl.Milliseconds()).Build()
+	}
+	return c.B().Set().Key(key).Value(value).Nx().Build()
+}
+
+// setNXResult reads setNXCmd's answer.
+func setNXResult(r rueidis.RedisResult) (bool, error) {
+	err := r.Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Lookup implements registrar.CombinedStore: the binding of l.AoR, whether
 // l.BanKey exists and the SET NX PX of l.ClaimKey, pipelined in one round
 // trip. The claim is made whatever the binding holds.
 func (s *Store) Lookup(ctx context.Context, l registrar.Lookup) (registrar.Looked, error) {
-	var get *redis.StringCmd
-	var exists *redis.IntCmd
-	var claim *redis.BoolCmd
+	c := s.rdb
 	key := store.UserKey(l.AoR)
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, key)
-		if l.BanKey != "" {
-			exists = p.Exists(ctx, l.BanKey)
+	cmds := make(rueidis.Commands, 1, 3)
+	cmds[0] = c.B().Get().Key(key).Build()
+	exists, claim := -1, -1
+	if l.BanKey != "" {
+		exists = len(cmds)
+		cmds = append(cmds, c.B().Exists().Key(l.BanKey).Build())
+	}
+	if l.ClaimKey != "" {
+		claim = len(cmds)
+		cmds = append(cmds, setNXCmd(c, l.ClaimKey, "1", l.ClaimTTL))
+	}
+	res := c.DoMulti(ctx, cmds...)
+	for _, r := range res {
+		if err := r.Error(); err != nil && !rueidis.IsRedisNil(err) {
+			return registrar.Looked{}, fmt.Errorf("redisstore: lookup of %s: %w", key, err)
 		}
-		if l.ClaimKey != "" {
-			claim = p.SetNX(ctx, l.ClaimKey, "1", l.ClaimTTL)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return registrar.Looked{}, fmt.Errorf("redisstore: lookup of %s: %w", key, err)
 	}
-	var res registrar.Looked
-	if exists != nil {
-		res.Banned = exists.Val() > 0
+	var out registrar.Looked
+	if exists >= 0 {
+		n, _ := res[exists].AsInt64()
+		out.Banned = n > 0
 	}
-	if claim != nil {
-		res.Claimed = claim.Val()
+	if claim >= 0 {
+		out.Claimed, _ = setNXResult(res[claim])
 	}
-	raw, err := get.Result()
-	if errors.Is(err, redis.Nil) {
-		return res, nil
+	raw, err := res[0].ToString()
+	if rueidis.IsRedisNil(err) {
+		return out, nil
 	}
 	if err != nil {
-		res.BindingErr = fmt.Errorf("redisstore: get %s: %w", key, err)
-		return res, nil
+		out.BindingErr = fmt.Errorf("redisstore: get %s: %w", key, err)
+		return out, nil
 	}
 	b, err := store.DecodeBinding(raw)
 	if err != nil {
-		res.BindingErr = fmt.Errorf("redisstore: %s holds invalid JSON: %w", key, err)
-		return res, nil
+		out.BindingErr = fmt.Errorf("redisstore: %s holds invalid JSON: %w", key, err)
+		return out, nil
 	}
-	res.Binding = &b
-	return res, nil
+	out.Binding = &b
+	return out, nil
 }
 
 // unbind removes a binding and its index members in one round trip and
 // one atomic step, as bind writes them (no MULTI/EXEC framing).
 // ARGV: member.
-var unbind = redis.NewScript(`
+var unbind = newScript(`
 redis.call("DEL", KEYS[1])
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("ZREM", KEYS[3], ARGV[1])
@@ -204,7 +253,7 @@ return 1`)
 func (s *Store) Unbind(ctx context.Context, aor string) error {
 	key := store.UserKey(aor)
 	keys := []string{key, store.ActiveUsers, store.RealmKey(store.RealmOf(aor))}
-	if err := unbind.Run(ctx, s.rdb, keys, key).Err(); err != nil {
+	if err := unbind.lua.Exec(ctx, s.rdb, keys, []string{key}).Error(); err != nil {
 		return fmt.Errorf("redisstore: unbind %s: %w", key, err)
 	}
 	return nil
@@ -221,16 +270,18 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 }
 
 func (s *Store) pruneAndCount(ctx context.Context, key string) (int, error) {
-	var card *redis.IntCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRemRangeByScore(ctx, key, "0", s.nowMillis())
-		card = p.ZCard(ctx, key)
-		return nil
-	})
+	c := s.rdb
+	res, err := redisconn.Tx(ctx, c,
+		c.B().Zremrangebyscore().Key(key).Min("0").Max(s.nowMillis()).Build(),
+		c.B().Zcard().Key(key).Build())
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: count %s: %w", key, err)
 	}
-	return int(card.Val()), nil
+	n, err := res[1].AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: count %s: %w", key, err)
+	}
+	return int(n), nil
 }
 
 // List returns the unexpired bindings, optionally of one realm.
@@ -239,7 +290,7 @@ func (s *Store) List(ctx context.Context, realm string) (map[string]registrar.Bi
 	if realm != "" {
 		set = store.RealmKey(realm)
 	}
-	keys, err := s.rdb.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: s.nowMillis(), Max: "+inf"}).Result()
+	keys, err := s.rdb.Do(ctx, s.rdb.B().Zrangebyscore().Key(set).Min(s.nowMillis()).Max("+inf").Build()).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: list %s: %w", set, err)
 	}

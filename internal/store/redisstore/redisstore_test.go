@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/events"
 	"github.com/jambonz-go/sbc-sip-sidecar/internal/registrar"
@@ -31,7 +32,7 @@ func TestStoreContract(t *testing.T) {
 	addr := testenv.Redis(t)
 	storetest.Run(t, func(t *testing.T) storetest.Store {
 		rdb := emptyRedis(t, addr)
-		return withTTL{redisstore.New(rdb), redisstore.NewKV(rdb)}
+		return withTTL{redisstore.New(testenv.RueidisClient(t, rdb.Options().Addr)), redisstore.NewKV(testenv.RueidisClient(t, rdb.Options().Addr))}
 	})
 }
 
@@ -44,7 +45,7 @@ type withTTL struct {
 func TestLookup(t *testing.T) {
 	ctx := context.Background()
 	rdb := emptyRedis(t, testenv.Redis(t))
-	s := redisstore.New(rdb)
+	s := redisstore.New(testenv.RueidisClient(t, rdb.Options().Addr))
 	ban, claim := "c:ban:aor:john@example.com", "c:nonce:abc:1"
 	l := registrar.Lookup{AoR: "john@example.com", BanKey: ban, ClaimKey: claim, ClaimTTL: time.Minute}
 	res, err := s.Lookup(ctx, l)
@@ -82,16 +83,19 @@ func TestLookup(t *testing.T) {
 
 // roundTrips counts the requests a client sends: one per command, one per
 // pipeline or transaction.
-type roundTrips struct{ n int }
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { r.n++; return next(ctx, cmd) }
+type roundTrips struct {
+	rueidis.Client
+	n int
 }
 
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { r.n++; return next(ctx, cmds) }
+func (r *roundTrips) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
+	r.n++
+	return r.Client.Do(ctx, cmd)
+}
+
+func (r *roundTrips) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
+	r.n++
+	return r.Client.DoMulti(ctx, cmds...)
 }
 
 // Each registration store operation of the REGISTER path is one round trip
@@ -99,11 +103,10 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 func TestOneRoundTripEach(t *testing.T) {
 	ctx := context.Background()
 	rdb := emptyRedis(t, testenv.Redis(t))
-	s := redisstore.New(rdb)
+	rt := &roundTrips{Client: testenv.RueidisClient(t, rdb.Options().Addr)}
+	s := redisstore.New(rt)
 	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
-	rt := &roundTrips{}
 	claimN := 0
-	rdb.AddHook(rt)
 	ops := []struct {
 		name string
 		run  func() error
@@ -147,7 +150,8 @@ func TestBindWithEventOneRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := sub.Channel()
-	s := redisstore.New(rdb)
+	rt := &roundTrips{Client: testenv.RueidisClient(t, rdb.Options().Addr)}
+	s := redisstore.New(rt)
 	b := registrar.Binding{Contact: "sip:john@192.0.2.1", ExpiryTime: time.Now().Add(time.Hour).UnixMilli()}
 	bindEv := func(n int) *events.Inline {
 		return &events.Inline{Channel: "c:registration-events", Publish: []byte("register-" + strconv.Itoa(n)),
@@ -156,8 +160,6 @@ func TestBindWithEventOneRoundTrip(t *testing.T) {
 	unbindEv := func(n int) *events.Inline {
 		return &events.Inline{Channel: "c:registration-events", Publish: []byte("unregister-" + strconv.Itoa(n))}
 	}
-	rt := &roundTrips{}
-	rdb.AddHook(rt)
 	// The first pass loads the scripts (NOSCRIPT then EVAL) and warms the
 	// pool up; the second is counted.
 	for n := range 2 {
