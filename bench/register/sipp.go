@@ -38,6 +38,11 @@ const warmup = 5 * time.Second
 // runSipp starts the processes, waits for all of them and reads their statistics.
 func (b *bench) runSipp(ctx context.Context, name string, l load) (sippResult, error) {
 	dir := filepath.Join(b.out, "runs", name)
+	// sipp names its files after its pid: files of an earlier run in a
+	// reused OUT would be read as this run's.
+	if err := os.RemoveAll(dir); err != nil {
+		return sippResult{}, fmt.Errorf("sipp: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return sippResult{}, fmt.Errorf("sipp: %w", err)
 	}
