@@ -54,16 +54,7 @@ func TestOutage(t *testing.T) {
 // redis-server that the test stops and starts again.
 func TestGate_FailsFastWhileDownAndRecovers(t *testing.T) {
 	rp := testenv.StartRedis(t, testenv.FreePort(t))
-	rdb, b, err := Open(config.Redis{Host: "127.0.0.1", Port: rp.Port(), DialTimeout: time.Second, Timeout: time.Second},
-		10*time.Millisecond, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	ctx, rdb, b := openRunning(t, rp.Port())
 
 	if err := rdb.Do(ctx, rdb.B().Get().Key("missing").Build()).Error(); !rueidis.IsRedisNil(err) {
 		t.Fatalf("GET of a missing key = %v, want the nil answer untouched", err)
@@ -116,16 +107,7 @@ func TestGate_FailsFastWhileDownAndRecovers(t *testing.T) {
 // the breaker and the probe closes it once Redis answers.
 func TestOpen_RedisDownAtStart(t *testing.T) {
 	port := testenv.FreePort(t)
-	rdb, b, err := Open(config.Redis{Host: "127.0.0.1", Port: port, DialTimeout: time.Second, Timeout: time.Second},
-		10*time.Millisecond, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { b.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	ctx, rdb, b := openRunning(t, port)
 	if err := rdb.Ping(ctx); !errors.Is(err, breaker.ErrUnavailable) {
 		t.Fatalf("PING with no server = %v, want ErrUnavailable", err)
 	}
@@ -190,4 +172,20 @@ func TestOptions_Sentinel(t *testing.T) {
 		o.Sentinel.Dialer.Timeout != time.Second || o.ConnWriteTimeout != 2*time.Second || !o.DisableRetry || !o.DisableCache {
 		t.Errorf("options = %+v", o)
 	}
+}
+
+// openRunning opens a client for the Redis on port with its breaker
+// running (probing every 10 ms); both stop when the test ends.
+func openRunning(t *testing.T, port int) (context.Context, *Client, *breaker.Breaker) {
+	t.Helper()
+	rdb, b, err := Open(config.Redis{Host: "127.0.0.1", Port: port, DialTimeout: time.Second, Timeout: time.Second},
+		10*time.Millisecond, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; rdb.Close() })
+	return ctx, rdb, b
 }
