@@ -44,11 +44,17 @@
 # is built from `git archive` and measured as the system "before", after the others, so a
 # change is compared with its baseline in the same run; its cases are named before-...),
 # BASELINE_ENV (space-separated NAME=value added to the baseline's environment, e.g.
-# BASELINE=HEAD BASELINE_ENV=REGISTRATION_EVENTS=off measures a setting's cost in one run).
+# BASELINE=HEAD BASELINE_ENV=REGISTRATION_EVENTS=off measures a setting's cost in one run),
+# BASELINE_GO (the go command that builds the baseline, e.g. another toolchain or a patched
+# runtime's bin/go: the same source measured with two builds), SYSCALLS=1 (count each run's
+# system calls with perf stat; tracing costs the systems CPU, so not for the CPU figures),
+# PERF_RECORD=1 (perf record -g of every run, kernel stacks included, in $OUT/perf; for
+# profiles, not for the figures).
 #
 # The ladder climbs past its top (doubling) until a rate fails, then bisects to within an eighth,
 # for every system (a system failing the ladder's bottom is stepped down, halving, to 25/s). Each run also records the Redis commands (INFO commandstats deltas) and MySQL
-# SELECTs (Com_select deltas) it caused; the tables give them per call (per full registration).
+# SELECTs (Com_select deltas) it caused, and the context switches of the system's threads
+# (/proc); the tables give them per call (per full registration).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -97,7 +103,7 @@ baseline_args=()
 if [ -n "$BASELINE" ]; then
 	rm -rf "$OUT/baseline-src" && mkdir -p "$OUT/baseline-src"
 	git -C "$repo" archive "$BASELINE" | tar -x -C "$OUT/baseline-src"
-	(cd "$OUT/baseline-src" && go build -o "$OUT/sbc-sip-sidecar-baseline" ./cmd/sbc-sip-sidecar)
+	(cd "$OUT/baseline-src" && ${BASELINE_GO:-go} build -o "$OUT/sbc-sip-sidecar-baseline" ./cmd/sbc-sip-sidecar)
 	baseline_args=(-baseline-service "$OUT/sbc-sip-sidecar-baseline" -baseline-env "${BASELINE_ENV:-}")
 fi
 gcc -O2 -shared -fPIC -o "$OUT/clockshim.so" "$here/clockshim/clockshim.c" -ldl
@@ -112,7 +118,7 @@ mysql_root kamailio <"$kam_sql/usrloc-create.sql"
 mysql_root kamailio <"$OUT/kamailio.sql"
 
 # 3. Run.
-cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY}${BASELINE:+ BASELINE=$BASELINE}${BASELINE_ENV:+ BASELINE_ENV=$BASELINE_ENV})"
+cmdline="bench/run.sh  (STEP=$STEP PROCS=$PROCS USERS=$USERS MEM_USERS=$MEM_USERS MEM_RATE=$MEM_RATE RATES=$RATES REPEATS=$REPEATS${ONLY:+ ONLY=$ONLY}${BASELINE:+ BASELINE=$BASELINE}${BASELINE_ENV:+ BASELINE_ENV=$BASELINE_ENV}${BASELINE_GO:+ BASELINE_GO=$BASELINE_GO}${SYSCALLS:+ SYSCALLS=$SYSCALLS})"
 log "running; outputs in $OUT (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 cd "$repo"
 "$OUT/register" run -out "$OUT" -scenarios "$here/scenarios" -clockshim "$OUT/clockshim.so" \
@@ -122,7 +128,9 @@ cd "$repo"
 	-redis-host "${TEST_REDIS_ADDR%:*}" -redis-port "${TEST_REDIS_ADDR#*:}" -state-dir "$TEST_STATE_DIR" \
 	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
 	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}" \
-	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL" -original "$ORIGINAL_DIR"
+	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL" -original "$ORIGINAL_DIR" \
+	-count-syscalls="$([ "${SYSCALLS:-0}" = 1 ] && echo true || echo false)" \
+	-perf-record="$([ "${PERF_RECORD:-0}" = 1 ] && echo true || echo false)"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"

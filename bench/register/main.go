@@ -71,6 +71,7 @@ type bench struct {
 	rates                                 string
 	only                                  string
 	commands                              string
+	perfRecord, countSyscalls             bool
 
 	res results
 }
@@ -112,6 +113,8 @@ func (b *bench) flags(fs *flag.FlagSet) {
 	fs.StringVar(&b.rates, "rates", "1000,2000,4000,8000", "rate ladder (calls/s): climbed until a rate fails, then bisected once")
 	fs.StringVar(&b.only, "only", "", "comma-separated subset of cases (e.g. ours-clients-register-auth,mem-ours)")
 	fs.StringVar(&b.commands, "commands", "", "the commands that produced this run, for RESULTS.md")
+	fs.BoolVar(&b.countSyscalls, "count-syscalls", false, "count every run's system calls of the system under test (perf stat; tracing them costs CPU: not for the CPU figures)")
+	fs.BoolVar(&b.perfRecord, "perf-record", false, "record every run's CPU profile with kernel stacks (perf record -g) in <out>/perf/<run>.data")
 }
 
 // wantMem tells whether the memory measurement runs for system: ours by default,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -186,4 +187,126 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// pids lists the processes of s: the service and its front, or every
+// process of the group.
+func (s sut) pids() []int {
+	if s.group {
+		return group(s.pid)
+	}
+	if s.front != 0 {
+		return []int{s.pid, s.front}
+	}
+	return []int{s.pid}
+}
+
+// switches is the number of context switches (voluntary and involuntary) of
+// every thread of s so far, from /proc/<pid>/task/<tid>/status. A thread that
+// ended takes its count with it; the Go runtime and Kamailio keep theirs.
+func (s sut) switches() int {
+	var t int
+	for _, pid := range s.pids() {
+		tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+		for _, task := range tasks {
+			f := filepath.Join(strconv.Itoa(pid), "task", task.Name(), "status")
+			t += statusN(f, "voluntary_ctxt_switches") + statusN(f, "nonvoluntary_ctxt_switches")
+		}
+	}
+	return t
+}
+
+// statusN reads a "Key: N" line of /proc/<file>.
+func statusN(file, key string) int {
+	b, err := os.ReadFile(filepath.Join("/proc", file))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
+// perfRun is a perf command attached to processes for the length of a run
+// (perf installed, and root or a permissive perf_event_paranoid); nil when
+// perf cannot run.
+type perfRun struct{ cmd *exec.Cmd }
+
+// startPerf runs `perf <sub> args... -p <pids>`: it follows the threads the
+// processes start too.
+func startPerf(ctx context.Context, pids []int, sub string, args ...string) *perfRun {
+	perf, err := exec.LookPath("perf")
+	if err != nil || len(pids) == 0 {
+		return nil
+	}
+	list := make([]string, len(pids))
+	for i, p := range pids {
+		list[i] = strconv.Itoa(p)
+	}
+	cmd := exec.CommandContext(ctx, perf, append(append([]string{sub}, args...), "-p", strings.Join(list, ","))...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		return nil
+	}
+	return &perfRun{cmd: cmd}
+}
+
+// stop interrupts perf, which then writes what it counted or recorded.
+func (p *perfRun) stop() {
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Wait()
+}
+
+// syscallCounter counts the system calls of a set of processes with
+// `perf stat -e raw_syscalls:sys_enter`; without perf it counts nothing and
+// the tables print "–". Tracing puts every system call of the processes on
+// the kernel's slow path (~10% more CPU per registration for ours at
+// 1,000/s), so it is asked for (-count-syscalls), not on by default.
+type syscallCounter struct {
+	perf *perfRun
+	out  string
+}
+
+// countSyscalls starts counting the system calls of pids; nil when perf
+// cannot.
+func countSyscalls(ctx context.Context, dir string, pids []int) *syscallCounter {
+	f, err := os.CreateTemp(dir, "perf-stat-*.csv")
+	if err != nil {
+		return nil
+	}
+	_ = f.Close()
+	p := startPerf(ctx, pids, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", f.Name())
+	if p == nil {
+		_ = os.Remove(f.Name())
+		return nil
+	}
+	return &syscallCounter{perf: p, out: f.Name()}
+}
+
+// Stop ends the count and returns it (0 when perf could not count).
+func (c *syscallCounter) Stop() int {
+	if c == nil {
+		return 0
+	}
+	defer os.Remove(c.out)
+	c.perf.stop()
+	b, err := os.ReadFile(c.out)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(line, ",")
+		if len(f) > 2 && strings.HasPrefix(f[2], "raw_syscalls:sys_enter") {
+			n, _ := strconv.Atoi(f[0])
+			return n
+		}
+	}
+	return 0
 }

@@ -155,6 +155,28 @@ func (b *bench) markdown() string {
 			row(fmt.Sprintf("p50 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P50 }))
 			row(fmt.Sprintf("p99 latency at %d/s (ms)", rate), "%.2f", true, at(rate, func(r *runResult) float64 { return r.Sipp.P99 }))
 		}
+		perCall := func(n func(*runResult) int) func(*runResult) float64 {
+			return func(r *runResult) float64 {
+				if r.Sipp.Successful == 0 {
+					return 0
+				}
+				return float64(n(r)) / float64(r.Sipp.Successful)
+			}
+		}
+		// counted tells whether any run of the group has a figure (perf may not).
+		counted := func(has func(*runResult) bool) bool {
+			for _, c := range []*caseResult{o, k, bf, d, orig, kw} {
+				if c == nil {
+					continue
+				}
+				for i := range c.Runs {
+					if has(&c.Runs[i]) {
+						return true
+					}
+				}
+			}
+			return false
+		}
 		// At the highest rate every system passed (the goal compares CPU there too).
 		common := commonRate(o, k, bf, d, orig, kw)
 		cpuRates := []int{1000}
@@ -167,20 +189,16 @@ func (b *bench) markdown() string {
 				row(fmt.Sprintf("  of which drachtio-server at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.FrontCPU, r) })))
 				row(fmt.Sprintf("  of which the service at %d/s (µs)", rate), "%.0f", false, only(at(rate, func(r *runResult) float64 { return perReg(r.SUTCPU-r.FrontCPU, r) })))
 			}
+			row(fmt.Sprintf("context switches per call at %d/s, registrar", rate), "%.1f", true, at(rate, perCall(func(r *runResult) int { return r.Switches })))
+			if counted(func(r *runResult) bool { return r.Syscalls > 0 }) {
+				row(fmt.Sprintf("system calls per call at %d/s, registrar (perf stat)", rate), "%.1f", true, at(rate, perCall(func(r *runResult) int { return r.Syscalls })))
+			}
 		}
 		// The database figures at 1000/s, and also at the highest rate every system
 		// passed when that is lower (a system that cannot do 1000/s: the original).
 		dbRates := []int{1000}
 		if common > 0 && common < 1000 {
 			dbRates = append(dbRates, common)
-		}
-		perCall := func(n func(*runResult) int) func(*runResult) float64 {
-			return func(r *runResult) float64 {
-				if r.Sipp.Successful == 0 {
-					return 0
-				}
-				return float64(n(r)) / float64(r.Sipp.Successful)
-			}
 		}
 		for _, rate := range dbRates {
 			row(fmt.Sprintf("CPU per call at %d/s, MariaDB + Redis (µs)", rate), "%.0f", true, at(rate, func(r *runResult) float64 { return perReg(r.MySQLCPU+r.RedisCPU, r) }))
@@ -220,14 +238,14 @@ func (b *bench) markdown() string {
 		}
 		w("\n")
 	}
-	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | of which drachtio-server s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | Redis reads/call | SELECTs/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("### Every run\n\n| case | rate | pass | achieved/s | ok | failed | retrans after 5 s | p50 ms | p99 ms | max ms | registrar CPU s | of which drachtio-server s | MariaDB s | Redis s | sipp CPU s | webhook+driver s | Redis cmds/call | Redis reads/call | SELECTs/call | context switches/call | syscalls/call | wall s | load after | why |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range b.res.Cases {
 		for _, r := range c.Runs {
 			per := func(n int) float64 { return float64(n) / float64(max(r.Sipp.Successful, 1)) }
-			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n",
+			w("| %s | %d | %v | %.0f | %d | %d | %d | %.2f | %.2f | %.1f | %.2f | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %s | %.1f | %s | %s |\n",
 				c.Name, r.Rate, r.Pass, r.Sipp.Achieved, r.Sipp.Successful, r.Sipp.Calls-r.Sipp.Successful, r.Sipp.RetransAfterWarmup,
 				r.Sipp.P50, r.Sipp.P99, r.Sipp.Max, r.SUTCPU, num(r.FrontCPU, "%.2f"), r.MySQLCPU, r.RedisCPU, r.Sipp.CPUSeconds, r.HookCPU,
-				per(r.RedisCommands), per(r.RedisReads), per(r.MySQLSelects), r.Wall, r.LoadAfter, r.Why)
+				per(r.RedisCommands), per(r.RedisReads), per(r.MySQLSelects), per(r.Switches), num(per(r.Syscalls), "%.1f"), r.Wall, r.LoadAfter, r.Why)
 		}
 	}
 	if len(b.res.Memory) > 0 {

@@ -63,6 +63,10 @@ type runResult struct {
 	// client requests, about one per round trip (a pipeline arrives in one).
 	RedisReads   int `json:"redis_reads"`
 	MySQLSelects int `json:"mysql_selects"`
+	// Switches is the context switches of the system's threads over the run;
+	// Syscalls its system calls (perf stat, 0 without perf).
+	Switches int `json:"context_switches"`
+	Syscalls int `json:"syscalls,omitempty"`
 }
 
 type memResult struct {
@@ -351,10 +355,18 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	redis0, reads0 := b.redisCommandStats()
 	sel0 := b.mysqlSelects()
 	c0, f0, m0, r0, h0 := s.cpu(), s.frontCPU(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
+	sw0 := s.switches()
+	var sys *syscallCounter
+	if b.countSyscalls {
+		sys = countSyscalls(ctx, b.out, s.pids())
+	}
+	rec := b.recordProfile(ctx, s, name)
 	peak := samplePeak(ctx, s, 250*time.Millisecond)
 	t0 := time.Now()
 	res, err := b.runSipp(ctx, name, l)
 	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop(), FrontPeakKB: peak.Front()}
+	rec.stop()
+	rr.Switches, rr.Syscalls = s.switches()-sw0, sys.Stop()
 	rr.SUTCPU, rr.FrontCPU = s.cpu()-c0, s.frontCPU()-f0
 	rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
 	rr.LoadAfter = loadAvg()
@@ -394,6 +406,26 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 		cooldown(ctx, s)
 	}
 	return rr
+}
+
+// recordProfile starts `perf record -g` of s for one run when -perf-record
+// is set (nil otherwise, or without perf): a profile of kernel and user
+// stacks, which pprof does not have. Sampling costs some CPU: runs recorded
+// this way are for profiles, not for the figures.
+func (b *bench) recordProfile(ctx context.Context, s sut, name string) *perfRun {
+	if !b.perfRecord {
+		return nil
+	}
+	dir := filepath.Join(b.out, "perf")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil
+	}
+	file := filepath.Join(dir, name+".data") // name is unique per run: case, rate, step
+	p := startPerf(ctx, s.pids(), "record", "-q", "-F", "999", "-g", "-o", file)
+	if p == nil {
+		b.log.Warn("perf record did not start (perf missing or not allowed)", "case", name)
+	}
+	return p
 }
 
 // cooldown waits (at most 20 s) until the system under test is idle after an
