@@ -124,14 +124,15 @@ func writeSQL(dir string, n, kn int, secret, hookURL string) error {
 // writeCSVs splits users [from, from+n) over procs CSV files (user;realm;sipp
 // authentication keyword),
 // so that each user is always sent by the same sipp process, hence from the same source.
+// The files are written every time (a few ms): an OUT directory reused from a
+// run of an earlier revision holds files of the same names with that
+// revision's users (a webhook run of 2026-11-30 failed every call on the
+// realms of the old single webhook account).
 func writeCSVs(dir, path string, from, n, procs int) ([]string, error) {
 	var files []string
 	for p := 0; p < procs; p++ {
 		name := filepath.Join(dir, fmt.Sprintf("users-%s-%d-%d-%d.csv", path, from, n, p))
 		files = append(files, name)
-		if _, err := os.Stat(name); err == nil {
-			continue
-		}
 		var b strings.Builder
 		b.WriteString("SEQUENTIAL\n")
 		for i := from + p; i < from+n; i += procs {
