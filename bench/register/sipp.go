@@ -36,6 +36,10 @@ type sippResult struct {
 const warmup = 5 * time.Second
 
 // runSipp starts the processes, waits for all of them and reads their statistics.
+// sippGrace is how long past its -timeout a sipp process may take to write
+// its statistics and exit.
+const sippGrace = 30 * time.Second
+
 func (b *bench) runSipp(ctx context.Context, name string, l load) (sippResult, error) {
 	dir := filepath.Join(b.out, "runs", name)
 	// sipp names its files after its pid: files of an earlier run in a
@@ -46,6 +50,11 @@ func (b *bench) runSipp(ctx context.Context, name string, l load) (sippResult, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return sippResult{}, fmt.Errorf("sipp: %w", err)
 	}
+	// sipp ends itself after l.Timeout; one that does not (a sipp hung in a
+	// futex after its last call, 2026-11-30, holding the bench for ten
+	// minutes) is killed a while after, and its run fails.
+	ctx, cancel := context.WithTimeout(ctx, l.Timeout+sippGrace)
+	defer cancel()
 	procs := len(l.CSVs)
 	cmds := make([]*exec.Cmd, procs)
 	for p := range procs {
@@ -81,6 +90,9 @@ func (b *bench) runSipp(ctx context.Context, name string, l load) (sippResult, e
 	var lat []float64
 	for p, cmd := range cmds {
 		_ = cmd.Wait() // sipp exits non-zero when a call failed; the statistics tell.
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("sipp %s/%d did not end within %s: killed", name, p, l.Timeout+sippGrace)
+		}
 		if st := cmd.ProcessState; st != nil {
 			res.CPUSeconds += (st.UserTime() + st.SystemTime()).Seconds()
 		}
