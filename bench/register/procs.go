@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -64,20 +63,7 @@ func group(pgid int) []int {
 
 // statusKB reads a "Key: N kB" line of /proc/<pid>/<file>.
 func statusKB(pid int, file, key string) int {
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), file))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, key+":") {
-			n, _ := strconv.Atoi(strings.Fields(line[len(key)+1:])[0])
-			return n
-		}
-	}
-	return 0
+	return statusKBFile(filepath.Join("/proc", strconv.Itoa(pid), file), key)
 }
 
 // sut is the system under test: one process (the Go service) or a process group
@@ -209,26 +195,11 @@ func (s sut) switches() int {
 	for _, pid := range s.pids() {
 		tasks, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 		for _, task := range tasks {
-			f := filepath.Join(strconv.Itoa(pid), "task", task.Name(), "status")
-			t += statusN(f, "voluntary_ctxt_switches") + statusN(f, "nonvoluntary_ctxt_switches")
+			f := filepath.Join("/proc", strconv.Itoa(pid), "task", task.Name(), "status")
+			t += statusKBFile(f, "voluntary_ctxt_switches") + statusKBFile(f, "nonvoluntary_ctxt_switches")
 		}
 	}
 	return t
-}
-
-// statusN reads a "Key: N" line of /proc/<file>.
-func statusN(file, key string) int {
-	b, err := os.ReadFile(filepath.Join("/proc", file))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
 }
 
 // perfRun is a perf command attached to processes for the length of a run

@@ -802,6 +802,8 @@ func machine() string {
 	return fmt.Sprintf("%s, %d CPUs, %d MB RAM, Linux %s", model, numCPU(), memKB/1024, rel)
 }
 
+// statusKBFile reads the number of a "Key: N" or "Key: N kB" line of a
+// /proc file (status, smaps_rollup, meminfo).
 func statusKBFile(path, key string) int {
 	b, _ := os.ReadFile(path)
 	for _, l := range strings.Split(string(b), "\n") {
