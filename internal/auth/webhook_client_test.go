@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -131,12 +130,7 @@ func TestWebhook_RedirectNotFollowed(t *testing.T) {
 	for _, code := range []int{301, 302, 307, 308} {
 		for _, method := range []string{"POST", "GET"} {
 			t.Run(method+strconv.Itoa(code), func(t *testing.T) {
-				var redirected atomic.Bool
-				target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-					redirected.Store(true)
-					_, _ = io.WriteString(w, `{"status":"ok"}`)
-				}))
-				defer target.Close()
+				target, redirected := redirectTarget(t)
 				srv, requests := hookServer(t, func(w http.ResponseWriter, r *http.Request) {
 					http.Redirect(w, r, target.URL, code)
 				})

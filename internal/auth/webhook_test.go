@@ -32,6 +32,19 @@ type seen struct {
 }
 
 // hookServer starts a hook that records requests and answers with answer.
+// redirectTarget is where a hook redirects to: it would grant anything, and
+// tells whether it was asked.
+func redirectTarget(t *testing.T) (*httptest.Server, *atomic.Bool) {
+	t.Helper()
+	var asked atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Store(true)
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	}))
+	t.Cleanup(target.Close)
+	return target, &asked
+}
+
 func hookServer(t *testing.T, answer func(w http.ResponseWriter, r *http.Request)) (*httptest.Server, func() []seen) {
 	t.Helper()
 	var (
@@ -305,12 +318,7 @@ func TestWebhook_Non200MappedTo403Or503(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strconv.Itoa(tt.http), func(t *testing.T) {
-			var redirected atomic.Bool
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				redirected.Store(true)
-				_, _ = io.WriteString(w, `{"status":"ok"}`)
-			}))
-			defer target.Close()
+			target, redirected := redirectTarget(t)
 			srv, _ := hookServer(t, func(w http.ResponseWriter, r *http.Request) {
 				if tt.http == 302 {
 					http.Redirect(w, r, target.URL, http.StatusFound)
