@@ -129,8 +129,7 @@ cd "$repo"
 	-secret "$SECRET" -step "$STEP" -procs "$PROCS" -users "$USERS" -mem-users "$MEM_USERS" -mem-rate "$MEM_RATE" \
 	-rates "$RATES" -repeats "$REPEATS" -only "$ONLY" -commands "$cmdline" "${baseline_args[@]}" \
 	-drachtio "${TEST_DRACHTIO_BIN:-}" -drachtio-loglevel "$DRACHTIO_LOGLEVEL" -original "$ORIGINAL_DIR" \
-	-count-syscalls="$([ "${SYSCALLS:-0}" = 1 ] && echo true || echo false)" \
-	-perf-record="$([ "${PERF_RECORD:-0}" = 1 ] && echo true || echo false)"
+	-count-syscalls="${SYSCALLS:-0}" -perf-record="${PERF_RECORD:-0}"
 
 # 4. Results into the repository: the generated part of RESULTS.md between the markers.
 cp "$OUT/results.json" "$here/results.json"

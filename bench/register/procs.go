@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -204,8 +205,11 @@ func (s sut) switches() int {
 
 // perfRun is a perf command attached to processes for the length of a run
 // (perf installed, and root or a permissive perf_event_paranoid); nil when
-// perf cannot run.
-type perfRun struct{ cmd *exec.Cmd }
+// perf cannot run. What perf prints on stderr (perf stat's counts) is kept.
+type perfRun struct {
+	cmd    *exec.Cmd
+	stderr bytes.Buffer
+}
 
 // startPerf runs `perf <sub> args... -p <pids>`: it follows the threads the
 // processes start too.
@@ -218,61 +222,38 @@ func startPerf(ctx context.Context, pids []int, sub string, args ...string) *per
 	for i, p := range pids {
 		list[i] = strconv.Itoa(p)
 	}
-	cmd := exec.CommandContext(ctx, perf, append(append([]string{sub}, args...), "-p", strings.Join(list, ","))...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	if err := cmd.Start(); err != nil {
+	p := &perfRun{cmd: exec.CommandContext(ctx, perf, append(append([]string{sub}, args...), "-p", strings.Join(list, ","))...)}
+	p.cmd.Cancel = func() error { return p.cmd.Process.Signal(os.Interrupt) }
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
 		return nil
 	}
-	return &perfRun{cmd: cmd}
+	return p
 }
 
-// stop interrupts perf, which then writes what it counted or recorded.
-func (p *perfRun) stop() {
+// stop interrupts perf, which then writes what it counted or recorded, and
+// returns what it printed on stderr.
+func (p *perfRun) stop() string {
 	if p == nil {
-		return
+		return ""
 	}
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	_ = p.cmd.Wait()
+	return p.stderr.String()
 }
 
-// syscallCounter counts the system calls of a set of processes with
-// `perf stat -e raw_syscalls:sys_enter`; without perf it counts nothing and
-// the tables print "–". Tracing puts every system call of the processes on
+// countSyscalls starts counting the system calls of pids with `perf stat -e
+// raw_syscalls:sys_enter` (nil when perf cannot; syscalls then reads 0 and
+// the tables print "–"). Tracing puts every system call of the processes on
 // the kernel's slow path (~10% more CPU per registration for ours at
 // 1,000/s), so it is asked for (-count-syscalls), not on by default.
-type syscallCounter struct {
-	perf *perfRun
-	out  string
+func countSyscalls(ctx context.Context, pids []int) *perfRun {
+	return startPerf(ctx, pids, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter")
 }
 
-// countSyscalls starts counting the system calls of pids; nil when perf
-// cannot.
-func countSyscalls(ctx context.Context, dir string, pids []int) *syscallCounter {
-	f, err := os.CreateTemp(dir, "perf-stat-*.csv")
-	if err != nil {
-		return nil
-	}
-	_ = f.Close()
-	p := startPerf(ctx, pids, "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", f.Name())
-	if p == nil {
-		_ = os.Remove(f.Name())
-		return nil
-	}
-	return &syscallCounter{perf: p, out: f.Name()}
-}
-
-// Stop ends the count and returns it (0 when perf could not count).
-func (c *syscallCounter) Stop() int {
-	if c == nil {
-		return 0
-	}
-	defer os.Remove(c.out)
-	c.perf.stop()
-	b, err := os.ReadFile(c.out)
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
+// syscalls ends a count started by countSyscalls and returns it.
+func syscalls(p *perfRun) int {
+	for line := range strings.Lines(p.stop()) {
 		f := strings.Split(line, ",")
 		if len(f) > 2 && strings.HasPrefix(f[2], "raw_syscalls:sys_enter") {
 			n, _ := strconv.Atoi(f[0])

@@ -356,17 +356,17 @@ func (b *bench) measure(ctx context.Context, s sut, db dbPids, name string, l lo
 	sel0 := b.mysqlSelects()
 	c0, f0, m0, r0, h0 := s.cpu(), s.frontCPU(), procCPU(db.mysql), procCPU(db.redis), procCPU(os.Getpid())
 	sw0 := s.switches()
-	var sys *syscallCounter
+	var sys *perfRun
 	if b.countSyscalls {
-		sys = countSyscalls(ctx, b.out, s.pids())
+		sys = countSyscalls(ctx, s.pids())
 	}
 	rec := b.recordProfile(ctx, s, name)
 	peak := samplePeak(ctx, s, 250*time.Millisecond)
 	t0 := time.Now()
 	res, err := b.runSipp(ctx, name, l)
 	rr := runResult{Rate: l.Rate, Sipp: res, Wall: time.Since(t0).Seconds(), PeakKB: peak.Stop(), FrontPeakKB: peak.Front()}
-	rec.stop()
-	rr.Switches, rr.Syscalls = s.switches()-sw0, sys.Stop()
+	_ = rec.stop()
+	rr.Switches, rr.Syscalls = s.switches()-sw0, syscalls(sys)
 	rr.SUTCPU, rr.FrontCPU = s.cpu()-c0, s.frontCPU()-f0
 	rr.MySQLCPU, rr.RedisCPU, rr.HookCPU = procCPU(db.mysql)-m0, procCPU(db.redis)-r0, procCPU(os.Getpid())-h0
 	rr.LoadAfter = loadAvg()
